@@ -1,0 +1,1 @@
+//! Per-layer counts (mult-adds, params) and the `inspect` report.

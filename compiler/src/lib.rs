@@ -1,0 +1,15 @@
+//! mobilenetc: a compiler for MobileNet-class convolutional networks.
+//!
+//! ONNX file or constructor → [`graph::Graph`] → passes → schedule + memory plan →
+//! generated Rust (codegen) or the schedule executor.
+
+pub mod error;
+pub mod eval;
+pub mod graph;
+pub mod inspect;
+pub mod onnx;
+pub mod passes;
+pub mod schedule;
+
+pub use error::{Error, Result};
+pub use mobilenetc_runtime as runtime;

@@ -1,0 +1,1 @@
+//! Graph passes: each a small function that rewrites the graph.

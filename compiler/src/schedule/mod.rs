@@ -1,0 +1,1 @@
+//! Schedule order, liveness and the memory planner.

@@ -1,0 +1,1 @@
+//! Models compiled at build time by `include_model!`.

@@ -1,0 +1,1 @@
+//! Kernels: one implementation per op, shared by generated code and the schedule executor.

@@ -80,9 +80,7 @@ fn shrinking_by_two_uses_the_wide_triangle_filter() {
             (0..h).map(|y| shrink2_axis(&x[(c * h + y) * w..][..w].iter().map(|&v| v as f64).collect::<Vec<_>>())).collect();
         let cols: Vec<Vec<f64>> = (0..w / 2).map(|xo| shrink2_axis(&rows.iter().map(|r| r[xo]).collect::<Vec<_>>())).collect();
         for y in 0..h / 2 {
-            for xo in 0..w / 2 {
-                want.push(cols[xo][y]);
-            }
+            want.extend(cols.iter().map(|col| col[y]));
         }
     }
     assert_close(&got, &want);

@@ -189,11 +189,11 @@ fn state_round_trip_resumes_exactly() {
             for t in from..to {
                 opt.step_begin();
                 // Slot 2 is first touched at step 2: lazily allocated state must survive too.
-                for s in 0..3 {
+                for (s, p) in params.iter_mut().enumerate() {
                     if s == 2 && t < 2 {
                         continue;
                     }
-                    opt.update(s, &mut params[s], &grads(t, s));
+                    opt.update(s, p, &grads(t, s));
                 }
             }
         };

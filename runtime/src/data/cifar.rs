@@ -24,7 +24,8 @@ pub fn parse_cifar10_batch(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<u3
     if bytes.is_empty() {
         return Err(DataError::malformed(path, "empty CIFAR-10 batch file"));
     }
-    if bytes.len() % CIFAR10_RECORD != 0 {
+    let rest = bytes.len() % CIFAR10_RECORD;
+    if rest > 0 {
         return Err(DataError::malformed(
             path,
             format!(
@@ -32,7 +33,7 @@ pub fn parse_cifar10_batch(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<u3
                  {CIFAR10_RECORD}-byte records ({} records and {} bytes left over)",
                 bytes.len(),
                 bytes.len() / CIFAR10_RECORD,
-                bytes.len() % CIFAR10_RECORD
+                rest
             ),
         ));
     }

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use mobilenetc_runtime::data::{DataError, Dataset, ImageShape, SplitMix64, Split, CIFAR10_CLASSES};
+use mobilenetc_runtime::data::{
+    DataError, Dataset, ImageShape, Split, SplitMix64, CIFAR10_CLASSES,
+};
 
 /// Writes `n` random records to `path`; returns (pixels, labels) as written.
 fn write_batch(path: &Path, n: usize, seed: u64) -> (Vec<u8>, Vec<u32>) {
@@ -84,28 +86,49 @@ fn broken_files_are_errors_naming_the_file() {
     let e = Dataset::cifar10(tmp.path(), Split::Train).unwrap_err();
     assert!(matches!(e, DataError::Malformed { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("data_batch_3.bin") && msg.contains("3073"), "{msg}");
+    assert!(
+        msg.contains("data_batch_3.bin") && msg.contains("3073"),
+        "{msg}"
+    );
 
     // Empty.
     std::fs::write(&f, b"").unwrap();
-    let msg = Dataset::cifar10(tmp.path(), Split::Train).unwrap_err().to_string();
-    assert!(msg.contains("data_batch_3.bin") && msg.contains("empty"), "{msg}");
+    let msg = Dataset::cifar10(tmp.path(), Split::Train)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("data_batch_3.bin") && msg.contains("empty"),
+        "{msg}"
+    );
 
     // A label out of range.
     let mut bad = full.clone();
     bad[3073] = 10;
     std::fs::write(&f, &bad).unwrap();
-    let msg = Dataset::cifar10(tmp.path(), Split::Train).unwrap_err().to_string();
-    assert!(msg.contains("data_batch_3.bin") && msg.contains("record 1 has label 10"), "{msg}");
+    let msg = Dataset::cifar10(tmp.path(), Split::Train)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("data_batch_3.bin") && msg.contains("record 1 has label 10"),
+        "{msg}"
+    );
 
     // Missing file: says which one and how to get the data.
     std::fs::remove_file(&f).unwrap();
     let e = Dataset::cifar10(tmp.path(), Split::Train).unwrap_err();
     assert!(matches!(e, DataError::Missing { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("data_batch_3.bin") && msg.contains("cifar-10-binary.tar.gz"), "{msg}");
+    assert!(
+        msg.contains("data_batch_3.bin") && msg.contains("cifar-10-binary.tar.gz"),
+        "{msg}"
+    );
 
     // Missing folder.
-    let msg = Dataset::cifar10(&tmp.path().join("nope"), Split::Test).unwrap_err().to_string();
-    assert!(msg.contains("nope") && msg.contains("not found") && msg.contains("cifar"), "{msg}");
+    let msg = Dataset::cifar10(&tmp.path().join("nope"), Split::Test)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("nope") && msg.contains("not found") && msg.contains("cifar"),
+        "{msg}"
+    );
 }

@@ -6,7 +6,14 @@ use std::path::Path;
 use mobilenetc_runtime::data::{DataError, Dataset, ImageShape};
 
 /// Writes an 8- or 16-bit PNG of `color` with interleaved `data`.
-fn write_png(path: &Path, w: u32, h: u32, color: png::ColorType, depth: png::BitDepth, data: &[u8]) {
+fn write_png(
+    path: &Path,
+    w: u32,
+    h: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+) {
     let f = std::fs::File::create(path).unwrap();
     let mut e = png::Encoder::new(std::io::BufWriter::new(f), w, h);
     e.set_color(color);
@@ -24,11 +31,25 @@ fn make_tree(root: &Path) {
         std::fs::create_dir_all(root.join(c)).unwrap();
     }
     use png::{BitDepth::*, ColorType::*};
-    write_png(&root.join("dog/b.png"), 6, 4, Grayscale, Eight, &ramp(24, 1));
+    write_png(
+        &root.join("dog/b.png"),
+        6,
+        4,
+        Grayscale,
+        Eight,
+        &ramp(24, 1),
+    );
     write_png(&root.join("dog/a.PNG"), 6, 4, Rgb, Eight, &ramp(72, 2));
     write_png(&root.join("cat/x.png"), 6, 4, Rgba, Eight, &ramp(96, 3));
     // 16-bit gray: the high byte of each big-endian sample is kept.
-    write_png(&root.join("bird/z.png"), 6, 4, Grayscale, Sixteen, &ramp(48, 4));
+    write_png(
+        &root.join("bird/z.png"),
+        6,
+        4,
+        Grayscale,
+        Sixteen,
+        &ramp(48, 4),
+    );
     std::fs::write(root.join("dog/notes.txt"), "not an image").unwrap();
     std::fs::write(root.join("dog/.hidden.png"), "hidden").unwrap();
     std::fs::create_dir_all(root.join(".git")).unwrap();
@@ -36,7 +57,9 @@ fn make_tree(root: &Path) {
 
 /// Interleaved → planar.
 fn planes(data: &[u8], n: usize, samples: usize, keep: usize) -> Vec<u8> {
-    (0..keep).flat_map(|c| (0..n).map(move |i| data[i * samples + c])).collect()
+    (0..keep)
+        .flat_map(|c| (0..n).map(move |i| data[i * samples + c]))
+        .collect()
 }
 
 #[test]
@@ -80,7 +103,14 @@ fn gray_model_gets_luma_and_images_are_resized() {
     let small = tempfile::tempdir().unwrap();
     std::fs::create_dir(small.path().join("only")).unwrap();
     let px = [0u8, 200, 100, 40];
-    write_png(&small.path().join("only/p.png"), 2, 2, png::ColorType::Grayscale, png::BitDepth::Eight, &px);
+    write_png(
+        &small.path().join("only/p.png"),
+        2,
+        2,
+        png::ColorType::Grayscale,
+        png::BitDepth::Eight,
+        &px,
+    );
     let d = Dataset::image_folder(small.path(), ImageShape::new(1, 4, 4)).unwrap();
     let axis = |a: f64, b: f64| [a, 0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b, b];
     let (c0, c1) = (axis(0.0, 100.0), axis(200.0, 40.0));
@@ -91,7 +121,11 @@ fn gray_model_gets_luma_and_images_are_resized() {
     }
     // Column-then-row order in f32 can land a .5 either way: allow one step.
     for (g, w) in d.pixels.iter().zip(&want) {
-        assert!((*g as i32 - *w as i32).abs() <= 1, "{:?} vs {want:?}", d.pixels);
+        assert!(
+            (*g as i32 - *w as i32).abs() <= 1,
+            "{:?} vs {want:?}",
+            d.pixels
+        );
     }
 }
 
@@ -123,7 +157,10 @@ fn jpeg_fixtures_decode() {
             for x in 0..16 {
                 let want = colors[(y / 8) * 2 + x / 8][c];
                 let got = rgb[c * 256 + y * 16 + x] as i32;
-                assert!((got - want).abs() <= 4, "rgb c{c} ({y},{x}): {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 4,
+                    "rgb c{c} ({y},{x}): {got} vs {want}"
+                );
             }
         }
     }
@@ -134,7 +171,10 @@ fn broken_folders_and_files_are_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let shape = ImageShape::new(3, 8, 8);
     let e = Dataset::image_folder(&tmp.path().join("absent"), shape).unwrap_err();
-    assert!(matches!(e, DataError::Missing { .. }) && e.to_string().contains("one sub-folder"), "{e}");
+    assert!(
+        matches!(e, DataError::Missing { .. }) && e.to_string().contains("one sub-folder"),
+        "{e}"
+    );
     let e = Dataset::image_folder(tmp.path(), shape).unwrap_err();
     assert!(e.to_string().contains("no class sub-folders"), "{e}");
     std::fs::create_dir(tmp.path().join("a")).unwrap();
@@ -144,18 +184,33 @@ fn broken_folders_and_files_are_errors() {
     std::fs::write(tmp.path().join("a/bad.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let e = Dataset::image_folder(tmp.path(), shape).unwrap_err();
     assert!(matches!(e, DataError::Malformed { .. }), "{e}");
-    assert!(e.to_string().contains("bad.png") && e.to_string().contains("bad PNG"), "{e}");
+    assert!(
+        e.to_string().contains("bad.png") && e.to_string().contains("bad PNG"),
+        "{e}"
+    );
 
     std::fs::write(tmp.path().join("a/bad.png"), b"GIF89a....").unwrap();
-    let e = Dataset::image_folder(tmp.path(), shape).unwrap_err().to_string();
-    assert!(e.contains("bad.png") && e.contains("neither a PNG nor a JPEG"), "{e}");
+    let e = Dataset::image_folder(tmp.path(), shape)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bad.png") && e.contains("neither a PNG nor a JPEG"),
+        "{e}"
+    );
 
     // A JPEG cut in half.
-    let jpg = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rgb_16x16.jpg")).unwrap();
+    let jpg =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rgb_16x16.jpg"))
+            .unwrap();
     std::fs::remove_file(tmp.path().join("a/bad.png")).unwrap();
     std::fs::write(tmp.path().join("a/cut.jpg"), &jpg[..jpg.len() / 2]).unwrap();
-    let e = Dataset::image_folder(tmp.path(), shape).unwrap_err().to_string();
+    let e = Dataset::image_folder(tmp.path(), shape)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cut.jpg") && e.contains("JPEG"), "{e}");
 
-    assert!(matches!(Dataset::image_folder(tmp.path(), ImageShape::new(2, 8, 8)), Err(DataError::Config(_))));
+    assert!(matches!(
+        Dataset::image_folder(tmp.path(), ImageShape::new(2, 8, 8)),
+        Err(DataError::Config(_))
+    ));
 }

@@ -4,8 +4,8 @@
 //! by std where the loader multiplies by 1/std.
 
 use mobilenetc_runtime::data::{
-    resize_bilinear, Augment, Batch, DataError, Dataset, Fit, ImageShape, Layout, Loader, LoaderConfig,
-    Normalize, Split, SplitMix64,
+    resize_bilinear, Augment, Batch, DataError, Dataset, Fit, ImageShape, Layout, Loader,
+    LoaderConfig, Normalize, Split, SplitMix64,
 };
 
 fn sample() -> Dataset {
@@ -21,7 +21,10 @@ fn epoch(loader: &Loader, e: u64) -> Vec<Batch> {
 #[test]
 fn same_seed_same_batches_different_seed_different() {
     let d = sample();
-    let cfg = LoaderConfig::train(RGB32, 64).with_augment(Augment::STANDARD).with_limit(Some(640)).with_seed(42);
+    let cfg = LoaderConfig::train(RGB32, 64)
+        .with_augment(Augment::STANDARD)
+        .with_limit(Some(640))
+        .with_seed(42);
     let a = Loader::new(&d, cfg.clone()).unwrap();
     let b = Loader::new(&d, cfg.clone()).unwrap();
     let c = Loader::new(&d, cfg.with_seed(43)).unwrap();
@@ -66,9 +69,15 @@ fn limit_and_drop_last() {
     let d = sample();
     let keep = LoaderConfig::eval(RGB32, 128).with_limit(Some(1000));
     let l = Loader::new(&d, keep.clone()).unwrap();
-    assert_eq!((l.len(), l.batches_per_epoch(), l.images_per_epoch()), (1000, 8, 1000));
+    assert_eq!(
+        (l.len(), l.batches_per_epoch(), l.images_per_epoch()),
+        (1000, 8, 1000)
+    );
     let b: Vec<Batch> = l.epoch(0).collect();
-    assert_eq!(b.iter().map(|b| b.len).collect::<Vec<_>>(), [128, 128, 128, 128, 128, 128, 128, 104]);
+    assert_eq!(
+        b.iter().map(|b| b.len).collect::<Vec<_>>(),
+        [128, 128, 128, 128, 128, 128, 128, 104]
+    );
     assert_eq!(b[7].images.len(), 104 * 3072);
     // Evaluation order is the dataset's.
     let labels: Vec<u32> = b.iter().flat_map(|b| b.labels.clone()).collect();
@@ -79,7 +88,13 @@ fn limit_and_drop_last() {
     assert_eq!(l.epoch(0).count(), 7);
 
     // Training with a limit draws only from the first N images.
-    let l = Loader::new(&d, LoaderConfig::train(RGB32, 100).with_limit(Some(300)).with_seed(5)).unwrap();
+    let l = Loader::new(
+        &d,
+        LoaderConfig::train(RGB32, 100)
+            .with_limit(Some(300))
+            .with_seed(5),
+    )
+    .unwrap();
     let mut order: Vec<u32> = l.epoch(3).order().to_vec();
     order.sort();
     assert_eq!(order, (0..300).collect::<Vec<u32>>());
@@ -128,7 +143,11 @@ fn augmented_batches_match_reference_crop_and_flip() {
         let draw = loader.draw(2, pos);
         assert_eq!(batch.labels[i], d.labels[idx]);
         let want = reference(d.image(idx), draw.dy, draw.dx, draw.flip, 0.2860, 0.3530);
-        assert_close(&batch.images[i * 3072..][..3072], &want, &format!("image {i} {draw:?}"));
+        assert_close(
+            &batch.images[i * 3072..][..3072],
+            &want,
+            &format!("image {i} {draw:?}"),
+        );
         flips += draw.flip as usize;
         dys[draw.dy] += 1;
         dxs[draw.dx] += 1;
@@ -144,12 +163,25 @@ fn eval_batches_are_padded_and_replicated_only() {
     let loader = Loader::new(&d, LoaderConfig::eval(RGB32, 16)).unwrap();
     let b = loader.epoch(0).batch(0);
     for i in 0..16 {
-        assert_close(&b.images[i * 3072..][..3072], &reference(d.image(i), 4, 4, false, 0.0, 1.0), "eval");
+        assert_close(
+            &b.images[i * 3072..][..3072],
+            &reference(d.image(i), 4, 4, false, 0.0, 1.0),
+            "eval",
+        );
     }
     // One channel at 28×28: the dataset's intensities as they are.
     let gray = Loader::new(&d, LoaderConfig::eval(ImageShape::new(1, 28, 28), 4)).unwrap();
     let g = gray.epoch(0).batch(1);
-    assert_eq!(g.images, [d.image_f32(4), d.image_f32(5), d.image_f32(6), d.image_f32(7)].concat());
+    assert_eq!(
+        g.images,
+        [
+            d.image_f32(4),
+            d.image_f32(5),
+            d.image_f32(6),
+            d.image_f32(7)
+        ]
+        .concat()
+    );
 }
 
 #[test]
@@ -161,22 +193,38 @@ fn resizing_and_layouts() {
     let b = loader.epoch(0).batch(0);
     for i in 0..2 {
         let r = resize_bilinear(&d.image_f32(i), 1, (28, 28), (64, 64));
-        assert_close(&b.images[i * shape.len()..][..shape.len()], &[r.clone(), r.clone(), r].concat(), "resize");
+        assert_close(
+            &b.images[i * shape.len()..][..shape.len()],
+            &[r.clone(), r.clone(), r].concat(),
+            "resize",
+        );
     }
     // Forced resize 28 → 32 instead of padding.
     let l = Loader::new(&d, LoaderConfig::eval(RGB32, 1).with_fit(Fit::Resize)).unwrap();
     let r = resize_bilinear(&d.image_f32(0), 1, (28, 28), (32, 32));
-    assert_close(&l.epoch(0).batch(0).images, &[r.clone(), r.clone(), r].concat(), "forced resize");
+    assert_close(
+        &l.epoch(0).batch(0).images,
+        &[r.clone(), r.clone(), r].concat(),
+        "forced resize",
+    );
 
     // NHWC is the transpose of NCHW, image by image.
-    let cfg = LoaderConfig::train(RGB32, 8).with_augment(Augment::STANDARD).with_seed(3);
+    let cfg = LoaderConfig::train(RGB32, 8)
+        .with_augment(Augment::STANDARD)
+        .with_seed(3);
     let nchw = Loader::new(&d, cfg.clone()).unwrap().epoch(0).batch(1);
-    let nhwc = Loader::new(&d, cfg.with_layout(Layout::Nhwc)).unwrap().epoch(0).batch(1);
+    let nhwc = Loader::new(&d, cfg.with_layout(Layout::Nhwc))
+        .unwrap()
+        .epoch(0)
+        .batch(1);
     assert_eq!(nchw.labels, nhwc.labels);
     for i in 0..8 {
         for c in 0..3 {
             for p in 0..1024 {
-                assert_eq!(nchw.images[i * 3072 + c * 1024 + p], nhwc.images[i * 3072 + p * 3 + c]);
+                assert_eq!(
+                    nchw.images[i * 3072 + c * 1024 + p],
+                    nhwc.images[i * 3072 + p * 3 + c]
+                );
             }
         }
     }
@@ -187,8 +235,18 @@ fn rgb_to_gray_uses_luma_and_per_channel_normalization() {
     let mut r = SplitMix64::new(11);
     let px: Vec<u8> = (0..4 * 3 * 8 * 8).map(|_| r.next_u64() as u8).collect();
     let names = (0..3).map(|c| c.to_string()).collect();
-    let d = Dataset::new("rgb", ImageShape::new(3, 8, 8), px.clone(), vec![0, 1, 2, 1], names).unwrap();
-    let gray = Loader::new(&d, LoaderConfig::eval(ImageShape::new(1, 8, 8), 4)).unwrap().epoch(0).batch(0);
+    let d = Dataset::new(
+        "rgb",
+        ImageShape::new(3, 8, 8),
+        px.clone(),
+        vec![0, 1, 2, 1],
+        names,
+    )
+    .unwrap();
+    let gray = Loader::new(&d, LoaderConfig::eval(ImageShape::new(1, 8, 8), 4))
+        .unwrap()
+        .epoch(0)
+        .batch(0);
     for i in 0..4 {
         for p in 0..64 {
             let at = |c: usize| px[i * 192 + c * 64 + p] as f32 / 255.0;
@@ -196,8 +254,15 @@ fn rgb_to_gray_uses_luma_and_per_channel_normalization() {
             assert!((gray.images[i * 64 + p] - want).abs() < 1e-6);
         }
     }
-    let norm = Normalize { mean: vec![0.1, 0.2, 0.3], std: vec![0.5, 0.25, 2.0] };
-    let rgb = Loader::new(&d, LoaderConfig::eval(ImageShape::new(3, 8, 8), 4).with_normalize(norm)).unwrap();
+    let norm = Normalize {
+        mean: vec![0.1, 0.2, 0.3],
+        std: vec![0.5, 0.25, 2.0],
+    };
+    let rgb = Loader::new(
+        &d,
+        LoaderConfig::eval(ImageShape::new(3, 8, 8), 4).with_normalize(norm),
+    )
+    .unwrap();
     let b = rgb.epoch(0).batch(0);
     for (k, &v) in b.images.iter().enumerate() {
         let c = (k / 64) % 3;
@@ -206,7 +271,12 @@ fn rgb_to_gray_uses_luma_and_per_channel_normalization() {
     }
     let stats = Normalize::from_dataset(&d);
     assert_eq!(stats.mean.len(), 3);
-    let m0 = (0..4).flat_map(|i| px[i * 192..i * 192 + 64].to_vec()).map(|p| p as f64).sum::<f64>() / 256.0 / 255.0;
+    let m0 = (0..4)
+        .flat_map(|i| px[i * 192..i * 192 + 64].to_vec())
+        .map(|p| p as f64)
+        .sum::<f64>()
+        / 256.0
+        / 255.0;
     assert!((stats.mean[0] as f64 - m0).abs() < 1e-6);
 }
 
@@ -219,17 +289,33 @@ fn bad_requests_are_errors() {
     };
     assert!(err(LoaderConfig::eval(RGB32, 0)).contains("batch size"));
     assert!(err(LoaderConfig::eval(ImageShape::new(4, 32, 32), 8)).contains("4-channel model"));
-    assert!(err(LoaderConfig::eval(RGB32, 8).with_normalize(Normalize { mean: vec![0.0; 2], std: vec![1.0] })).contains("2 mean values"));
-    assert!(err(LoaderConfig::eval(RGB32, 8).with_normalize(Normalize { mean: vec![0.0], std: vec![0.0] })).contains("std must be positive"));
-    assert!(err(LoaderConfig::eval(ImageShape::new(1, 20, 20), 8).with_fit(Fit::Pad)).contains("cannot pad"));
-    assert!(err(LoaderConfig::eval(RGB32, 64).with_limit(Some(10)).with_drop_last(true)).contains("no full batch"));
+    assert!(err(LoaderConfig::eval(RGB32, 8).with_normalize(Normalize {
+        mean: vec![0.0; 2],
+        std: vec![1.0]
+    }))
+    .contains("2 mean values"));
+    assert!(err(LoaderConfig::eval(RGB32, 8).with_normalize(Normalize {
+        mean: vec![0.0],
+        std: vec![0.0]
+    }))
+    .contains("std must be positive"));
+    assert!(
+        err(LoaderConfig::eval(ImageShape::new(1, 20, 20), 8).with_fit(Fit::Pad))
+            .contains("cannot pad")
+    );
+    assert!(err(LoaderConfig::eval(RGB32, 64)
+        .with_limit(Some(10))
+        .with_drop_last(true))
+    .contains("no full batch"));
     assert!(err(LoaderConfig::eval(RGB32, 64).with_limit(Some(0))).contains("no images"));
 }
 
 #[test]
 fn throughput() {
     let d = sample();
-    let cfg = LoaderConfig::train(RGB32, 128).with_augment(Augment::STANDARD).with_normalize(Normalize::fashion_mnist());
+    let cfg = LoaderConfig::train(RGB32, 128)
+        .with_augment(Augment::STANDARD)
+        .with_normalize(Normalize::fashion_mnist());
     let loader = Loader::new(&d, cfg).unwrap();
     let t = std::time::Instant::now();
     let n: usize = loader.epoch(0).map(|b| b.len).sum();

@@ -10,7 +10,12 @@ fn image(c: usize, h: usize, w: usize, seed: u64) -> Vec<f32> {
 }
 
 /// PyTorch `F.interpolate(x, size, mode="bilinear", align_corners=False)` in f64.
-fn torch_bilinear(x: &[f32], c: usize, (h, w): (usize, usize), (h2, w2): (usize, usize)) -> Vec<f64> {
+fn torch_bilinear(
+    x: &[f32],
+    c: usize,
+    (h, w): (usize, usize),
+    (h2, w2): (usize, usize),
+) -> Vec<f64> {
     let coord = |i: usize, n_in: usize, n_out: usize| -> (usize, usize, f64) {
         let s = n_in as f64 / n_out as f64;
         let src = ((i as f64 + 0.5) * s - 0.5).max(0.0);
@@ -43,7 +48,12 @@ fn assert_close(got: &[f32], want: &[f64]) {
 
 #[test]
 fn enlarging_matches_pytorch_bilinear() {
-    for &(from, to) in &[((5, 3), (11, 7)), ((28, 28), (32, 32)), ((32, 32), (224, 224)), ((4, 6), (4, 15))] {
+    for &(from, to) in &[
+        ((5, 3), (11, 7)),
+        ((28, 28), (32, 32)),
+        ((32, 32), (224, 224)),
+        ((4, 6), (4, 15)),
+    ] {
         let x = image(3, from.0, from.1, 5);
         let got = resize_bilinear(&x, 3, from, to);
         assert_close(&got, &torch_bilinear(&x, 3, from, to));
@@ -56,7 +66,12 @@ fn shrink2_axis(v: &[f64]) -> Vec<f64> {
     let n = v.len();
     (0..n / 2)
         .map(|i| {
-            let taps = [(2 * i as isize - 1, 1.0), (2 * i as isize, 3.0), (2 * i as isize + 1, 3.0), (2 * i as isize + 2, 1.0)];
+            let taps = [
+                (2 * i as isize - 1, 1.0),
+                (2 * i as isize, 3.0),
+                (2 * i as isize + 1, 3.0),
+                (2 * i as isize + 2, 1.0),
+            ];
             let (mut s, mut wsum) = (0.0, 0.0);
             for (j, w) in taps {
                 if j >= 0 && (j as usize) < n {
@@ -76,9 +91,19 @@ fn shrinking_by_two_uses_the_wide_triangle_filter() {
     let got = resize_bilinear(&x, 2, (h, w), (h / 2, w / 2));
     let mut want = Vec::new();
     for c in 0..2 {
-        let rows: Vec<Vec<f64>> =
-            (0..h).map(|y| shrink2_axis(&x[(c * h + y) * w..][..w].iter().map(|&v| v as f64).collect::<Vec<_>>())).collect();
-        let cols: Vec<Vec<f64>> = (0..w / 2).map(|xo| shrink2_axis(&rows.iter().map(|r| r[xo]).collect::<Vec<_>>())).collect();
+        let rows: Vec<Vec<f64>> = (0..h)
+            .map(|y| {
+                shrink2_axis(
+                    &x[(c * h + y) * w..][..w]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        let cols: Vec<Vec<f64>> = (0..w / 2)
+            .map(|xo| shrink2_axis(&rows.iter().map(|r| r[xo]).collect::<Vec<_>>()))
+            .collect();
         for y in 0..h / 2 {
             want.extend(cols.iter().map(|col| col[y]));
         }

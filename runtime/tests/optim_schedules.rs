@@ -16,13 +16,26 @@ fn check(s: &LrSchedule, want: &[(u64, f64)]) {
 
 #[test]
 fn constant() {
-    check(&LrSchedule::constant(0.01), &[(0, 0.01), (1, 0.01), (1_000_000, 0.01)]);
+    check(
+        &LrSchedule::constant(0.01),
+        &[(0, 0.01), (1, 0.01), (1_000_000, 0.01)],
+    );
 }
 
 #[test]
 fn step_decay() {
     let s = LrSchedule::step(0.1, 10, 0.5);
-    check(&s, &[(0, 0.1), (9, 0.1), (10, 0.05), (19, 0.05), (20, 0.025), (35, 0.0125)]);
+    check(
+        &s,
+        &[
+            (0, 0.1),
+            (9, 0.1),
+            (10, 0.05),
+            (19, 0.05),
+            (20, 0.025),
+            (35, 0.0125),
+        ],
+    );
     // Every 2 epochs of 100 steps, γ = 0.1.
     let e = LrSchedule::step_epochs(1.0, 2, 0.1, 100);
     check(&e, &[(199, 1.0), (200, 0.1), (399, 0.1), (400, 0.01)]);
@@ -36,9 +49,15 @@ fn cosine_decay() {
         &s,
         &[
             (0, 0.1),
-            (25, 0.001 + 0.099 * (1.0 + (std::f64::consts::PI / 4.0).cos()) / 2.0),
+            (
+                25,
+                0.001 + 0.099 * (1.0 + (std::f64::consts::PI / 4.0).cos()) / 2.0,
+            ),
             (50, 0.0505),
-            (75, 0.001 + 0.099 * (1.0 + (3.0 * std::f64::consts::PI / 4.0).cos()) / 2.0),
+            (
+                75,
+                0.001 + 0.099 * (1.0 + (3.0 * std::f64::consts::PI / 4.0).cos()) / 2.0,
+            ),
             (100, 0.001),
             (500, 0.001),
         ],
@@ -49,7 +68,18 @@ fn cosine_decay() {
 fn warmup() {
     // Linear warmup over 4 steps, then cosine over the remaining 10 − 4 = 6 steps to 0.
     let s = LrSchedule::cosine(0.2, 10, 0.0).with_warmup(4);
-    check(&s, &[(0, 0.05), (1, 0.1), (2, 0.15), (3, 0.2), (4, 0.2), (7, 0.1), (10, 0.0)]);
+    check(
+        &s,
+        &[
+            (0, 0.05),
+            (1, 0.1),
+            (2, 0.15),
+            (3, 0.2),
+            (4, 0.2),
+            (7, 0.1),
+            (10, 0.0),
+        ],
+    );
     let c = LrSchedule::constant(1.0).with_warmup(10);
     check(&c, &[(0, 0.1), (4, 0.5), (9, 1.0), (10, 1.0)]);
     // Warmup multiplies the step schedule on the global step count.
@@ -61,7 +91,10 @@ fn warmup() {
 fn optimizer_follows_schedule() {
     let s = LrSchedule::step(0.1, 2, 0.1).with_warmup(1);
     let mut opt = Sgd::new(SgdConfig::default(), s).unwrap();
-    assert!(close(opt.lr(), 0.1), "before the first step: the first step's rate");
+    assert!(
+        close(opt.lr(), 0.1),
+        "before the first step: the first step's rate"
+    );
     let mut got = Vec::new();
     for _ in 0..5 {
         opt.step_begin();

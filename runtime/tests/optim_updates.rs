@@ -25,7 +25,10 @@ fn values(seed: u64, n: usize) -> Vec<f64> {
 fn assert_close(got: &[f32], want: &[f64], what: &str) {
     assert_eq!(got.len(), want.len());
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!((g as f64 - w).abs() <= TOL * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w}");
+        assert!(
+            (g as f64 - w).abs() <= TOL * (1.0 + w.abs()),
+            "{what}[{i}]: got {g}, want {w}"
+        );
     }
 }
 
@@ -39,23 +42,49 @@ fn compare(
     what: &str,
 ) {
     let sizes = [7usize, 33];
-    let mut p32: Vec<Vec<f32>> = sizes.iter().enumerate().map(|(s, &n)| values(100 + s as u64, n).iter().map(|&x| x as f32).collect()).collect();
-    let mut p64: Vec<Vec<f64>> = p32.iter().map(|p| p.iter().map(|&x| x as f64).collect()).collect();
+    let mut p32: Vec<Vec<f32>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(s, &n)| {
+            values(100 + s as u64, n)
+                .iter()
+                .map(|&x| x as f32)
+                .collect()
+        })
+        .collect();
+    let mut p64: Vec<Vec<f64>> = p32
+        .iter()
+        .map(|p| p.iter().map(|&x| x as f64).collect())
+        .collect();
     for t in 1..=steps as u64 {
         opt.step_begin();
         assert_eq!(opt.steps(), t);
-        assert!((opt.lr() as f64 - lrs(t - 1)).abs() <= 1e-7 * lrs(t - 1).abs().max(1e-30), "{what}: lr at step {t}");
+        assert!(
+            (opt.lr() as f64 - lrs(t - 1)).abs() <= 1e-7 * lrs(t - 1).abs().max(1e-30),
+            "{what}: lr at step {t}"
+        );
         for (slot, &n) in sizes.iter().enumerate() {
-            let g32: Vec<f32> = values(1000 * t + slot as u64, n).iter().map(|&x| x as f32).collect();
+            let g32: Vec<f32> = values(1000 * t + slot as u64, n)
+                .iter()
+                .map(|&x| x as f32)
+                .collect();
             let g64: Vec<f64> = g32.iter().map(|&x| x as f64).collect();
             opt.update(slot, &mut p32[slot], &g32);
             reference(t, opt.lr() as f64, slot, &mut p64[slot], &g64);
-            assert_close(&p32[slot], &p64[slot], &format!("{what} step {t} slot {slot}"));
+            assert_close(
+                &p32[slot],
+                &p64[slot],
+                &format!("{what} step {t} slot {slot}"),
+            );
         }
     }
 }
 
-fn sgd_reference(mu: f64, wd: f64, nesterov: bool) -> impl FnMut(u64, f64, usize, &mut [f64], &[f64]) {
+fn sgd_reference(
+    mu: f64,
+    wd: f64,
+    nesterov: bool,
+) -> impl FnMut(u64, f64, usize, &mut [f64], &[f64]) {
     let mut vel: Vec<Vec<f64>> = vec![Vec::new(); 2];
     move |_t, lr, slot, p, g| {
         let v = &mut vel[slot];
@@ -65,7 +94,13 @@ fn sgd_reference(mu: f64, wd: f64, nesterov: bool) -> impl FnMut(u64, f64, usize
         for i in 0..p.len() {
             let gi = g[i] + wd * p[i];
             v[i] = mu * v[i] + gi;
-            let d = if nesterov { gi + mu * v[i] } else if mu == 0.0 { gi } else { v[i] };
+            let d = if nesterov {
+                gi + mu * v[i]
+            } else if mu == 0.0 {
+                gi
+            } else {
+                v[i]
+            };
             p[i] -= lr * d;
         }
     }
@@ -73,19 +108,42 @@ fn sgd_reference(mu: f64, wd: f64, nesterov: bool) -> impl FnMut(u64, f64, usize
 
 #[test]
 fn sgd_matches_pytorch_formula() {
-    for (mu, wd, nesterov) in [(0.0, 0.0, false), (0.9, 0.0, false), (0.9, 5e-4, false), (0.8, 1e-2, true)] {
-        let cfg = SgdConfig { momentum: mu as f32, weight_decay: wd as f32, nesterov };
+    for (mu, wd, nesterov) in [
+        (0.0, 0.0, false),
+        (0.9, 0.0, false),
+        (0.9, 5e-4, false),
+        (0.8, 1e-2, true),
+    ] {
+        let cfg = SgdConfig {
+            momentum: mu as f32,
+            weight_decay: wd as f32,
+            nesterov,
+        };
         let sched = LrSchedule::step(0.1, 3, 0.5);
         let opt = Sgd::new(cfg, sched).unwrap();
         let lrs = move |s: u64| 0.1f32 as f64 * 0.5f64.powi((s / 3) as i32);
-        compare(opt, 8, lrs, sgd_reference(mu as f32 as f64, wd as f32 as f64, nesterov), &format!("sgd μ={mu} wd={wd} nesterov={nesterov}"));
+        compare(
+            opt,
+            8,
+            lrs,
+            sgd_reference(mu as f32 as f64, wd as f32 as f64, nesterov),
+            &format!("sgd μ={mu} wd={wd} nesterov={nesterov}"),
+        );
     }
 }
 
 #[test]
 fn sgd_hand_computed() {
     // p = 1, g = 0.5 twice, lr 0.1, μ 0.9: v1 = 0.5, p1 = 0.95; v2 = 0.95, p2 = 0.855.
-    let mut opt = Sgd::new(SgdConfig { momentum: 0.9, weight_decay: 0.0, nesterov: false }, LrSchedule::constant(0.1)).unwrap();
+    let mut opt = Sgd::new(
+        SgdConfig {
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+        },
+        LrSchedule::constant(0.1),
+    )
+    .unwrap();
     let mut p = [1.0f32];
     opt.step_begin();
     opt.update(0, &mut p, &[0.5]);
@@ -95,7 +153,14 @@ fn sgd_hand_computed() {
     assert!((p[0] - 0.855).abs() < 1e-7, "{}", p[0]);
 }
 
-fn adam_reference(b1: f64, b2: f64, eps: f64, wd: f64, decoupled: bool, keras: bool) -> impl FnMut(u64, f64, usize, &mut [f64], &[f64]) {
+fn adam_reference(
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    wd: f64,
+    decoupled: bool,
+    keras: bool,
+) -> impl FnMut(u64, f64, usize, &mut [f64], &[f64]) {
     let mut mom: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); 2];
     move |t, lr, slot, p, g| {
         let (m, v) = &mut mom[slot];
@@ -129,11 +194,29 @@ fn adam_matches_pytorch_and_keras_formulas() {
     let cases = [
         ("pytorch", AdamConfig::pytorch()),
         ("keras", AdamConfig::keras()),
-        ("l2", AdamConfig { weight_decay: 1e-2, ..AdamConfig::pytorch() }),
+        (
+            "l2",
+            AdamConfig {
+                weight_decay: 1e-2,
+                ..AdamConfig::pytorch()
+            },
+        ),
         ("adamw", AdamConfig::adamw(0.05)),
         // A large ε makes the two placements differ measurably.
-        ("keras-big-eps", AdamConfig { eps: 0.1, ..AdamConfig::keras() }),
-        ("pytorch-big-eps", AdamConfig { eps: 0.1, ..AdamConfig::pytorch() }),
+        (
+            "keras-big-eps",
+            AdamConfig {
+                eps: 0.1,
+                ..AdamConfig::keras()
+            },
+        ),
+        (
+            "pytorch-big-eps",
+            AdamConfig {
+                eps: 0.1,
+                ..AdamConfig::pytorch()
+            },
+        ),
     ];
     for (name, cfg) in cases {
         let sched = LrSchedule::cosine(1e-2, 10, 1e-3).with_warmup(2);
@@ -158,7 +241,11 @@ fn adam_bias_correction_by_hand() {
     let mut p = [1.0f32];
     opt.step_begin();
     opt.update(0, &mut p, &[0.5]);
-    assert!((p[0] as f64 - (1.0 - 0.1 * 0.5 / (0.5 + 1e-8))).abs() < 1e-7, "{}", p[0]);
+    assert!(
+        (p[0] as f64 - (1.0 - 0.1 * 0.5 / (0.5 + 1e-8))).abs() < 1e-7,
+        "{}",
+        p[0]
+    );
     // Step 2 with g = −0.25: m = 0.045 − 0.025 = 0.02, v = 0.00024975 + 0.0000625 = 0.00031225;
     // m̂ = 0.02/0.19, v̂ = 0.00031225/0.001999.
     let before = p[0] as f64;
@@ -178,13 +265,33 @@ fn state_round_trip_resumes_exactly() {
     for kind in ["sgd", "adam"] {
         let make = || -> Box<dyn Optimizer> {
             match kind {
-                "sgd" => Box::new(Sgd::new(SgdConfig { momentum: 0.9, weight_decay: 1e-3, nesterov: true }, LrSchedule::cosine(0.1, 6, 0.0)).unwrap()),
-                _ => Box::new(Adam::new(AdamConfig::adamw(0.01), LrSchedule::cosine(0.1, 6, 0.0)).unwrap()),
+                "sgd" => Box::new(
+                    Sgd::new(
+                        SgdConfig {
+                            momentum: 0.9,
+                            weight_decay: 1e-3,
+                            nesterov: true,
+                        },
+                        LrSchedule::cosine(0.1, 6, 0.0),
+                    )
+                    .unwrap(),
+                ),
+                _ => Box::new(
+                    Adam::new(AdamConfig::adamw(0.01), LrSchedule::cosine(0.1, 6, 0.0)).unwrap(),
+                ),
             }
         };
         let sizes = [5usize, 12, 3];
-        let grads = |t: u64, s: usize| -> Vec<f32> { values(t * 31 + s as u64, sizes[s]).iter().map(|&x| x as f32).collect() };
-        let init: Vec<Vec<f32>> = sizes.iter().map(|&n| values(n as u64, n).iter().map(|&x| x as f32).collect()).collect();
+        let grads = |t: u64, s: usize| -> Vec<f32> {
+            values(t * 31 + s as u64, sizes[s])
+                .iter()
+                .map(|&x| x as f32)
+                .collect()
+        };
+        let init: Vec<Vec<f32>> = sizes
+            .iter()
+            .map(|&n| values(n as u64, n).iter().map(|&x| x as f32).collect())
+            .collect();
         let run = |opt: &mut Box<dyn Optimizer>, params: &mut Vec<Vec<f32>>, from: u64, to: u64| {
             for t in from..to {
                 opt.step_begin();
@@ -212,7 +319,10 @@ fn state_round_trip_resumes_exactly() {
         assert_eq!(c.steps(), 3);
         assert_eq!(c.lr(), b.lr());
         run(&mut c, &mut pb, 3, 6);
-        assert_eq!(pa, pb, "{kind}: resumed run differs from the uninterrupted one");
+        assert_eq!(
+            pa, pb,
+            "{kind}: resumed run differs from the uninterrupted one"
+        );
     }
 }
 
@@ -241,9 +351,16 @@ fn bad_states_are_errors() {
     let e = adam.load_state(&ast, &[4]).unwrap_err();
     assert!(e.to_string().contains("lacks its \"v\""), "{e}");
     ast.buffers = vec![("0.m".into(), vec![0.0; 4]), ("0.m".into(), vec![0.0; 4])];
-    assert!(adam.load_state(&ast, &[4]).unwrap_err().to_string().contains("twice"));
+    assert!(adam
+        .load_state(&ast, &[4])
+        .unwrap_err()
+        .to_string()
+        .contains("twice"));
     ast.buffers = vec![("x.m".into(), vec![0.0; 4])];
-    assert!(matches!(adam.load_state(&ast, &[4]), Err(OptimError::State(_))));
+    assert!(matches!(
+        adam.load_state(&ast, &[4]),
+        Err(OptimError::State(_))
+    ));
 
     let bytes = st.encode();
     for cut in [0, 5, 12, bytes.len() - 1] {
@@ -258,12 +375,52 @@ fn bad_states_are_errors() {
 #[test]
 fn bad_settings_are_errors() {
     let c = LrSchedule::constant(0.1);
-    assert!(Sgd::new(SgdConfig { momentum: 1.0, ..SgdConfig::default() }, c).is_err());
-    assert!(Sgd::new(SgdConfig { momentum: 0.0, weight_decay: 0.0, nesterov: true }, c).is_err());
-    assert!(Sgd::new(SgdConfig { weight_decay: -1.0, ..SgdConfig::default() }, c).is_err());
+    assert!(Sgd::new(
+        SgdConfig {
+            momentum: 1.0,
+            ..SgdConfig::default()
+        },
+        c
+    )
+    .is_err());
+    assert!(Sgd::new(
+        SgdConfig {
+            momentum: 0.0,
+            weight_decay: 0.0,
+            nesterov: true
+        },
+        c
+    )
+    .is_err());
+    assert!(Sgd::new(
+        SgdConfig {
+            weight_decay: -1.0,
+            ..SgdConfig::default()
+        },
+        c
+    )
+    .is_err());
     assert!(Sgd::new(SgdConfig::default(), LrSchedule::constant(f32::NAN)).is_err());
-    assert!(Adam::new(AdamConfig { beta2: 1.0, ..AdamConfig::default() }, c).is_err());
-    assert!(Adam::new(AdamConfig { eps: 0.0, ..AdamConfig::default() }, c).is_err());
+    assert!(Adam::new(
+        AdamConfig {
+            beta2: 1.0,
+            ..AdamConfig::default()
+        },
+        c
+    )
+    .is_err());
+    assert!(Adam::new(
+        AdamConfig {
+            eps: 0.0,
+            ..AdamConfig::default()
+        },
+        c
+    )
+    .is_err());
     assert!(Adam::new(AdamConfig::default(), LrSchedule::step(0.1, 0, 0.5)).is_err());
-    assert!(Adam::new(AdamConfig::default(), LrSchedule::cosine(0.1, 5, 0.0).with_warmup(10)).is_err());
+    assert!(Adam::new(
+        AdamConfig::default(),
+        LrSchedule::cosine(0.1, 5, 0.0).with_warmup(10)
+    )
+    .is_err());
 }

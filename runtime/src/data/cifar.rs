@@ -9,8 +9,18 @@ use super::error::read_file;
 use super::{DataError, Dataset, ImageShape, Result, Split};
 
 /// CIFAR-10's ten classes, in label order (as in `batches.meta.txt`).
-pub const CIFAR10_CLASSES: [&str; 10] =
-    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 /// Bytes per record: one label, then 3×32×32 pixels.
 pub const CIFAR10_RECORD: usize = 1 + 3 * 32 * 32;
@@ -59,7 +69,9 @@ impl Dataset {
     pub fn cifar10(dir: &Path, split: Split) -> Result<Dataset> {
         let dir = cifar_dir(dir)?;
         let files: Vec<PathBuf> = match split {
-            Split::Train => (1..=5).map(|i| dir.join(format!("data_batch_{i}.bin"))).collect(),
+            Split::Train => (1..=5)
+                .map(|i| dir.join(format!("data_batch_{i}.bin")))
+                .collect(),
             Split::Test => vec![dir.join("test_batch.bin")],
         };
         let mut pixels = Vec::new();
@@ -84,7 +96,10 @@ impl Dataset {
 /// `dir` itself if it holds the batches, else its `cifar-10-batches-bin` sub-folder.
 fn cifar_dir(dir: &Path) -> Result<PathBuf> {
     if !dir.is_dir() {
-        return Err(DataError::Missing { path: dir.to_path_buf(), hint: CIFAR_HINT.to_string() });
+        return Err(DataError::Missing {
+            path: dir.to_path_buf(),
+            hint: CIFAR_HINT.to_string(),
+        });
     }
     let sub = dir.join("cifar-10-batches-bin");
     if !dir.join("test_batch.bin").is_file() && sub.is_dir() {
@@ -96,7 +111,11 @@ fn cifar_dir(dir: &Path) -> Result<PathBuf> {
 /// Ten non-empty lines of `batches.meta.txt`, or `None` (the built-in names are then used).
 fn read_class_names(path: &Path) -> Option<Vec<String>> {
     let text = std::fs::read_to_string(path).ok()?;
-    let names: Vec<String> =
-        text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
     (names.len() == 10).then_some(names)
 }

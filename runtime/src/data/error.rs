@@ -10,7 +10,10 @@ pub enum DataError {
     /// A dataset file or folder does not exist; `hint` says how to get it.
     Missing { path: PathBuf, hint: String },
     /// Reading failed for another reason (permissions, a directory where a file was expected, ...).
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file exists but its contents are not what the format requires.
     Malformed { path: PathBuf, reason: String },
     /// A request that cannot be met (bad shapes, normalization, batch size, ...).
@@ -19,15 +22,24 @@ pub enum DataError {
 
 impl DataError {
     pub(crate) fn malformed(path: &Path, reason: impl Into<String>) -> Self {
-        DataError::Malformed { path: path.to_path_buf(), reason: reason.into() }
+        DataError::Malformed {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
     }
 
     /// An I/O error on `path`; "not found" becomes [`DataError::Missing`] with `hint`.
     pub(crate) fn io(path: &Path, source: std::io::Error, hint: &str) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
-            DataError::Missing { path: path.to_path_buf(), hint: hint.to_string() }
+            DataError::Missing {
+                path: path.to_path_buf(),
+                hint: hint.to_string(),
+            }
         } else {
-            DataError::Io { path: path.to_path_buf(), source }
+            DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         }
     }
 }

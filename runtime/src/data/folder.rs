@@ -35,27 +35,48 @@ impl Dataset {
         }
         let classes = sorted_entries(root, |p| p.is_dir())?;
         if classes.is_empty() {
-            return Err(DataError::malformed(root, format!("no class sub-folders: {FOLDER_HINT}")));
+            return Err(DataError::malformed(
+                root,
+                format!("no class sub-folders: {FOLDER_HINT}"),
+            ));
         }
         let mut files: Vec<(PathBuf, u32)> = Vec::new();
         let mut class_names = Vec::new();
         for (label, dir) in classes.iter().enumerate() {
-            class_names.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            class_names.push(
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
             for f in sorted_entries(dir, |p| p.is_file() && is_image_name(p))? {
                 files.push((f, label as u32));
             }
         }
         if files.is_empty() {
-            return Err(DataError::malformed(root, format!("no .png/.jpg/.jpeg files in its sub-folders: {FOLDER_HINT}")));
+            return Err(DataError::malformed(
+                root,
+                format!("no .png/.jpg/.jpeg files in its sub-folders: {FOLDER_HINT}"),
+            ));
         }
         let pixels = decode_all(&files, shape)?;
         let labels = files.iter().map(|(_, l)| *l).collect();
-        Dataset::new(root.display().to_string(), shape, pixels, labels, class_names)
+        Dataset::new(
+            root.display().to_string(),
+            shape,
+            pixels,
+            labels,
+            class_names,
+        )
     }
 }
 
 fn is_image_name(p: &Path) -> bool {
-    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = p
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     matches!(ext.as_str(), "png" | "jpg" | "jpeg")
 }
 
@@ -77,7 +98,10 @@ fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBu
 
 /// Decodes and resizes every file on all cores; the first error in file order wins.
 fn decode_all(files: &[(PathBuf, u32)], shape: ImageShape) -> Result<Vec<u8>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len()).max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len())
+        .max(1);
     let chunk = files.len().div_ceil(threads);
     let parts: Vec<Result<Vec<u8>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
@@ -92,7 +116,10 @@ fn decode_all(files: &[(PathBuf, u32)], shape: ImageShape) -> Result<Vec<u8>> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("image decoding thread panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("image decoding thread panicked"))
+            .collect()
     });
     let mut pixels = Vec::with_capacity(files.len() * shape.len());
     for p in parts {
@@ -117,7 +144,10 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DecodedImage> {
     } else if bytes.starts_with(&[0xff, 0xd8]) {
         decode_jpeg(bytes, path)
     } else {
-        Err(DataError::malformed(path, "neither a PNG nor a JPEG file (unknown signature)"))
+        Err(DataError::malformed(
+            path,
+            "neither a PNG nor a JPEG file (unknown signature)",
+        ))
     }
 }
 
@@ -140,8 +170,11 @@ fn decode_png(bytes: &[u8], path: &Path) -> Result<DecodedImage> {
         }
     };
     let line = info.line_size;
-    let interleaved: Vec<u8> =
-        buf.chunks(line).take(h).flat_map(|row| row[..w * samples].to_vec()).collect();
+    let interleaved: Vec<u8> = buf
+        .chunks(line)
+        .take(h)
+        .flat_map(|row| row[..w * samples].to_vec())
+        .collect();
     // Alpha is dropped: datasets of photos do not use it.
     let color = if samples >= 3 { 3 } else { 1 };
     Ok(planar(&interleaved, w, h, samples, color))
@@ -149,15 +182,22 @@ fn decode_png(bytes: &[u8], path: &Path) -> Result<DecodedImage> {
 
 fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<DecodedImage> {
     let mut dec = jpeg_decoder::Decoder::new(bytes);
-    let data = dec.decode().map_err(|e| DataError::malformed(path, format!("bad JPEG: {e}")))?;
-    let info = dec.info().ok_or_else(|| DataError::malformed(path, "JPEG without a frame header"))?;
+    let data = dec
+        .decode()
+        .map_err(|e| DataError::malformed(path, format!("bad JPEG: {e}")))?;
+    let info = dec
+        .info()
+        .ok_or_else(|| DataError::malformed(path, "JPEG without a frame header"))?;
     let (w, h) = (info.width as usize, info.height as usize);
     match info.pixel_format {
         jpeg_decoder::PixelFormat::L8 => Ok(planar(&data, w, h, 1, 1)),
         jpeg_decoder::PixelFormat::RGB24 => Ok(planar(&data, w, h, 3, 3)),
         jpeg_decoder::PixelFormat::L16 => {
             // jpeg-decoder writes 16-bit samples in native byte order; keep the high byte.
-            let gray: Vec<u8> = data.chunks_exact(2).map(|s| (u16::from_ne_bytes([s[0], s[1]]) >> 8) as u8).collect();
+            let gray: Vec<u8> = data
+                .chunks_exact(2)
+                .map(|s| (u16::from_ne_bytes([s[0], s[1]]) >> 8) as u8)
+                .collect();
             Ok(planar(&gray, w, h, 1, 1))
         }
         jpeg_decoder::PixelFormat::CMYK32 => Err(DataError::malformed(
@@ -176,7 +216,12 @@ fn planar(data: &[u8], w: usize, h: usize, samples: usize, color: usize) -> Deco
             pixels[c * n + i] = data[i * samples + c];
         }
     }
-    DecodedImage { channels: color, height: h, width: w, pixels }
+    DecodedImage {
+        channels: color,
+        height: h,
+        width: w,
+        pixels,
+    }
 }
 
 /// Converts channels (gray ↔ RGB) and resizes to `shape`, rounding back to 8 bits.
@@ -185,9 +230,15 @@ fn convert(img: &DecodedImage, shape: ImageShape) -> Vec<u8> {
     let f = |p: u8| p as f32 / 255.0;
     let planes: Vec<f32> = match (img.channels, shape.channels) {
         (a, b) if a == b => img.pixels.iter().map(|&p| f(p)).collect(),
-        (1, 3) => (0..3).flat_map(|_| img.pixels.iter().map(|&p| f(p))).collect(),
+        (1, 3) => (0..3)
+            .flat_map(|_| img.pixels.iter().map(|&p| f(p)))
+            .collect(),
         _ => (0..n)
-            .map(|i| 0.299 * f(img.pixels[i]) + 0.587 * f(img.pixels[n + i]) + 0.114 * f(img.pixels[2 * n + i]))
+            .map(|i| {
+                0.299 * f(img.pixels[i])
+                    + 0.587 * f(img.pixels[n + i])
+                    + 0.114 * f(img.pixels[2 * n + i])
+            })
             .collect(),
     };
     let resized = if (img.height, img.width) == (shape.height, shape.width) {
@@ -202,5 +253,8 @@ fn convert(img: &DecodedImage, shape: ImageShape) -> Vec<u8> {
         );
         out
     };
-    resized.iter().map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect()
+    resized
+        .iter()
+        .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+        .collect()
 }

@@ -16,7 +16,15 @@ use super::{DataError, Dataset, ImageShape, Result, Split};
 
 /// Fashion-MNIST's ten classes, in label order.
 pub const FASHION_MNIST_CLASSES: [&str; 10] = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
     "Ankle boot",
 ];
 
@@ -60,17 +68,24 @@ fn parse_stream(mut r: impl Read, path: &Path, gz: bool) -> Result<IdxArray> {
         }
     };
     let mut magic = [0u8; 4];
-    r.read_exact(&mut magic).map_err(|e| fail(e, "magic number"))?;
+    r.read_exact(&mut magic)
+        .map_err(|e| fail(e, "magic number"))?;
     if magic[0] != 0 || magic[1] != 0 {
         return Err(DataError::malformed(
             path,
-            format!("not an IDX file: magic bytes {:02x} {:02x} should be 00 00", magic[0], magic[1]),
+            format!(
+                "not an IDX file: magic bytes {:02x} {:02x} should be 00 00",
+                magic[0], magic[1]
+            ),
         ));
     }
     if magic[2] != 0x08 {
         return Err(DataError::malformed(
             path,
-            format!("IDX element type 0x{:02x} is not supported (only 0x08, unsigned byte)", magic[2]),
+            format!(
+                "IDX element type 0x{:02x} is not supported (only 0x08, unsigned byte)",
+                magic[2]
+            ),
         ));
     }
     let ndim = magic[3] as usize;
@@ -81,20 +96,29 @@ fn parse_stream(mut r: impl Read, path: &Path, gz: bool) -> Result<IdxArray> {
     let mut count: usize = 1;
     for _ in 0..ndim {
         let mut d = [0u8; 4];
-        r.read_exact(&mut d).map_err(|e| fail(e, "dimension header"))?;
+        r.read_exact(&mut d)
+            .map_err(|e| fail(e, "dimension header"))?;
         let d = u32::from_be_bytes(d) as usize;
         count = count
             .checked_mul(d)
             .filter(|&c| c <= 1 << 34)
-            .ok_or_else(|| DataError::malformed(path, format!("IDX dimensions {dims:?}×{d} are too large")))?;
+            .ok_or_else(|| {
+                DataError::malformed(path, format!("IDX dimensions {dims:?}×{d} are too large"))
+            })?;
         dims.push(d);
     }
     let mut data = Vec::new();
-    let got = r.by_ref().take(count as u64).read_to_end(&mut data).map_err(|e| fail(e, "data"))?;
+    let got = r
+        .by_ref()
+        .take(count as u64)
+        .read_to_end(&mut data)
+        .map_err(|e| fail(e, "data"))?;
     if got < count {
         return Err(DataError::malformed(
             path,
-            format!("truncated {what}: header {dims:?} announces {count} bytes of data, found {got}"),
+            format!(
+                "truncated {what}: header {dims:?} announces {count} bytes of data, found {got}"
+            ),
         ));
     }
     let mut extra = [0u8; 1];
@@ -114,38 +138,63 @@ fn parse_stream(mut r: impl Read, path: &Path, gz: bool) -> Result<IdxArray> {
 impl Dataset {
     /// Loads an IDX image file (N×H×W, one channel) and an IDX label file (N).
     /// The number of classes is the largest label + 1 unless `class_names` is given.
-    pub fn from_idx(images: &Path, labels: &Path, class_names: Option<Vec<String>>) -> Result<Dataset> {
+    pub fn from_idx(
+        images: &Path,
+        labels: &Path,
+        class_names: Option<Vec<String>>,
+    ) -> Result<Dataset> {
         let img = read_idx(images)?;
         let lab = read_idx(labels)?;
         if img.dims.len() != 3 {
             return Err(DataError::malformed(
                 images,
-                format!("an image file must have 3 dimensions (N, H, W), this one has {:?}", img.dims),
+                format!(
+                    "an image file must have 3 dimensions (N, H, W), this one has {:?}",
+                    img.dims
+                ),
             ));
         }
         if lab.dims.len() != 1 {
             return Err(DataError::malformed(
                 labels,
-                format!("a label file must have 1 dimension (N), this one has {:?}", lab.dims),
+                format!(
+                    "a label file must have 1 dimension (N), this one has {:?}",
+                    lab.dims
+                ),
             ));
         }
         let (n, h, w) = (img.dims[0], img.dims[1], img.dims[2]);
         if lab.dims[0] != n {
             return Err(DataError::malformed(
                 labels,
-                format!("{} labels for {n} images in {}", lab.dims[0], images.display()),
+                format!(
+                    "{} labels for {n} images in {}",
+                    lab.dims[0],
+                    images.display()
+                ),
             ));
         }
         if h == 0 || w == 0 {
-            return Err(DataError::malformed(images, format!("images of size {h}×{w}")));
+            return Err(DataError::malformed(
+                images,
+                format!("images of size {h}×{w}"),
+            ));
         }
         let labels_u32: Vec<u32> = lab.data.iter().map(|&l| l as u32).collect();
         let class_names = match class_names {
             Some(names) => {
-                if let Some((i, &l)) = lab.data.iter().enumerate().find(|&(_, &l)| l as usize >= names.len()) {
+                if let Some((i, &l)) = lab
+                    .data
+                    .iter()
+                    .enumerate()
+                    .find(|&(_, &l)| l as usize >= names.len())
+                {
                     return Err(DataError::malformed(
                         labels,
-                        format!("label {i} is {l}, but the dataset has {} classes", names.len()),
+                        format!(
+                            "label {i} is {l}, but the dataset has {} classes",
+                            names.len()
+                        ),
                     ));
                 }
                 names
@@ -155,13 +204,22 @@ impl Dataset {
                 (0..k).map(|c| c.to_string()).collect()
             }
         };
-        Dataset::new(images.display().to_string(), ImageShape::new(1, h, w), img.data, labels_u32, class_names)
+        Dataset::new(
+            images.display().to_string(),
+            ImageShape::new(1, h, w),
+            img.data,
+            labels_u32,
+            class_names,
+        )
     }
 
     /// Fashion-MNIST from a folder holding the standard file names (`train-images-idx3-ubyte`,
     /// `t10k-labels-idx1-ubyte`, ..., each optionally `.gz`).
     pub fn fashion_mnist(dir: &Path, split: Split) -> Result<Dataset> {
-        let names = FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect();
+        let names = FASHION_MNIST_CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut d = load_idx_pair(dir, split, Some(names), FASHION_HINT)?;
         d.name = format!("fashion-mnist {split} ({})", dir.display());
         Ok(d)
@@ -183,9 +241,17 @@ impl Dataset {
 
 /// The image and label files of a split in `dir`: the standard names, raw or gzipped, also the
 /// `train-images.idx3-ubyte` spelling some mirrors use.
-fn load_idx_pair(dir: &Path, split: Split, names: Option<Vec<String>>, hint: &str) -> Result<Dataset> {
+fn load_idx_pair(
+    dir: &Path,
+    split: Split,
+    names: Option<Vec<String>>,
+    hint: &str,
+) -> Result<Dataset> {
     if !dir.is_dir() {
-        return Err(DataError::Missing { path: dir.to_path_buf(), hint: hint.to_string() });
+        return Err(DataError::Missing {
+            path: dir.to_path_buf(),
+            hint: hint.to_string(),
+        });
     }
     let prefix = match split {
         Split::Train => "train",
@@ -197,7 +263,10 @@ fn load_idx_pair(dir: &Path, split: Split, names: Option<Vec<String>>, hint: &st
 }
 
 fn find_file(dir: &Path, prefix: &str, kind: &str, suffix: &str, hint: &str) -> Result<PathBuf> {
-    let stems = [format!("{prefix}-{kind}-{suffix}"), format!("{prefix}-{kind}.{suffix}")];
+    let stems = [
+        format!("{prefix}-{kind}-{suffix}"),
+        format!("{prefix}-{kind}.{suffix}"),
+    ];
     for stem in &stems {
         for name in [stem.clone(), format!("{stem}.gz")] {
             let p = dir.join(name);
@@ -206,7 +275,10 @@ fn find_file(dir: &Path, prefix: &str, kind: &str, suffix: &str, hint: &str) -> 
             }
         }
     }
-    Err(DataError::Missing { path: dir.join(format!("{}[.gz]", stems[0])), hint: hint.to_string() })
+    Err(DataError::Missing {
+        path: dir.join(format!("{}[.gz]", stems[0])),
+        hint: hint.to_string(),
+    })
 }
 
 /// Encodes an IDX array of unsigned bytes (raw, not gzipped): used by tests and by the script

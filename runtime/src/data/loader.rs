@@ -66,7 +66,10 @@ impl LoaderConfig {
 
     /// Evaluation defaults: the dataset's order, no augmentation, everything else as `train`.
     pub fn eval(input: ImageShape, batch_size: usize) -> Self {
-        LoaderConfig { shuffle: false, ..LoaderConfig::train(input, batch_size) }
+        LoaderConfig {
+            shuffle: false,
+            ..LoaderConfig::train(input, batch_size)
+        }
     }
 
     pub fn with_seed(mut self, seed: u64) -> Self {
@@ -143,7 +146,10 @@ impl<'a> Loader<'a> {
         }
         let n = cfg.limit.map_or(data.len(), |l| l.min(data.len()));
         if n == 0 {
-            return Err(DataError::Config(format!("{}: no images to load", data.name)));
+            return Err(DataError::Config(format!(
+                "{}: no images to load",
+                data.name
+            )));
         }
         if cfg.drop_last && n < cfg.batch_size {
             return Err(DataError::Config(format!(
@@ -171,7 +177,16 @@ impl<'a> Loader<'a> {
         for (i, v) in lut.iter_mut().enumerate() {
             *v = i as f32 / 255.0;
         }
-        Ok(Loader { data, cfg, n, geometry, resizer, base_channels, norm, lut })
+        Ok(Loader {
+            data,
+            cfg,
+            n,
+            geometry,
+            resizer,
+            base_channels,
+            norm,
+            lut,
+        })
     }
 
     pub fn config(&self) -> &LoaderConfig {
@@ -220,14 +235,23 @@ impl<'a> Loader<'a> {
         if self.cfg.shuffle {
             SplitMix64::keyed(self.cfg.seed, &[0, epoch]).shuffle(&mut order);
         }
-        Epoch { loader: self, epoch, order, next: 0 }
+        Epoch {
+            loader: self,
+            epoch,
+            order,
+            next: 0,
+        }
     }
 
     /// The augmentation drawn for the image at `position` in epoch `epoch`.
     pub fn draw(&self, epoch: u64, position: usize) -> AugmentDraw {
         let a = self.cfg.augment;
         if a.is_none() {
-            return AugmentDraw { dy: a.crop_padding, dx: a.crop_padding, flip: false };
+            return AugmentDraw {
+                dy: a.crop_padding,
+                dx: a.crop_padding,
+                flip: false,
+            };
         }
         let mut rng = SplitMix64::keyed(self.cfg.seed, &[1, epoch, position as u64]);
         let span = 2 * a.crop_padding as u64 + 1;
@@ -249,7 +273,11 @@ impl<'a> Loader<'a> {
         let dst = self.cfg.input;
         let (h, w) = (dst.height, dst.width);
         let bc = self.base_channels;
-        assert_eq!(out.len(), dst.len(), "render: output slice of the wrong length");
+        assert_eq!(
+            out.len(),
+            dst.len(),
+            "render: output slice of the wrong length"
+        );
 
         // Intensities, reduced to one channel when either side is gray.
         let img = self.data.image(index);
@@ -262,7 +290,9 @@ impl<'a> Loader<'a> {
             let (r, rest) = img.split_at(plane);
             let (g, b) = rest.split_at(plane);
             s.base.extend((0..plane).map(|i| {
-                0.299 * self.lut[r[i] as usize] + 0.587 * self.lut[g[i] as usize] + 0.114 * self.lut[b[i] as usize]
+                0.299 * self.lut[r[i] as usize]
+                    + 0.587 * self.lut[g[i] as usize]
+                    + 0.114 * self.lut[b[i] as usize]
             }));
         }
 
@@ -283,7 +313,10 @@ impl<'a> Loader<'a> {
             Geometry::Resize => {
                 s.fit.clear();
                 s.fit.resize(bc * h * w, 0.0);
-                let r = self.resizer.as_ref().expect("resize geometry has a resizer");
+                let r = self
+                    .resizer
+                    .as_ref()
+                    .expect("resize geometry has a resizer");
                 r.run(&s.base, bc, &mut s.fit, &mut s.tmp);
                 &s.fit
             }
@@ -315,7 +348,11 @@ impl<'a> Loader<'a> {
                 for (x, o) in orow.iter_mut().enumerate() {
                     let xs = if draw.flip { w - 1 - x } else { x };
                     let fx = xs as isize + dx;
-                    *o = if fx < 0 || fx >= w as isize { zero } else { (frow[fx as usize] - mean) * inv_std };
+                    *o = if fx < 0 || fx >= w as isize {
+                        zero
+                    } else {
+                        (frow[fx as usize] - mean) * inv_std
+                    };
                 }
             }
         }
@@ -368,10 +405,17 @@ impl Epoch<'_, '_> {
     /// rest of the buffers is left as it was. Panics if the buffers are too small for a full
     /// batch or `b` is out of range (caller bugs).
     pub fn batch_into(&self, b: usize, images: &mut [f32], labels: &mut [u32]) -> usize {
-        assert!(b < self.num_batches(), "batch {b} of an epoch with {} batches", self.num_batches());
+        assert!(
+            b < self.num_batches(),
+            "batch {b} of an epoch with {} batches",
+            self.num_batches()
+        );
         let len = self.batch_len(b);
         let il = self.loader.image_len();
-        assert!(images.len() >= len * il && labels.len() >= len, "batch buffers too small");
+        assert!(
+            images.len() >= len * il && labels.len() >= len,
+            "batch buffers too small"
+        );
         let start = b * self.loader.cfg.batch_size;
         let mut s = Scratch::default();
         let shape = self.loader.cfg.input;
@@ -406,7 +450,12 @@ impl Epoch<'_, '_> {
         let mut images = vec![0.0; len * self.loader.image_len()];
         let mut labels = vec![0; len];
         self.batch_into(b, &mut images, &mut labels);
-        Batch { images, labels, len, index: b }
+        Batch {
+            images,
+            labels,
+            len,
+            index: b,
+        }
     }
 }
 

@@ -11,12 +11,15 @@
 //! resolution, normalization, layout), with per-epoch shuffling and seeded augmentation
 //! (random crop with zero padding, horizontal flip). The same seed gives the same batches;
 //! epoch `e`'s batches depend only on `(seed, e)`, so a resumed run sees the same data.
+//!
+//! [`open`] resolves the CLI's `--data` argument (`sample`, `fashion-mnist`, `cifar10`, a path).
 
 mod cifar;
 mod error;
 mod folder;
 mod idx;
 mod loader;
+mod open;
 mod preprocess;
 mod resize;
 mod rng;
@@ -25,8 +28,11 @@ mod sample;
 pub use cifar::{parse_cifar10_batch, CIFAR10_CLASSES, CIFAR10_RECORD};
 pub use error::{DataError, Result};
 pub use folder::{decode_image, load_image, DecodedImage};
-pub use idx::{encode_idx, parse_idx, read_idx, IdxArray, FASHION_MNIST_CLASSES, FASHION_MNIST_SYSTEM_DIR};
+pub use idx::{
+    encode_idx, parse_idx, read_idx, IdxArray, FASHION_MNIST_CLASSES, FASHION_MNIST_SYSTEM_DIR,
+};
 pub use loader::{Batch, Epoch, Layout, Loader, LoaderConfig};
+pub use open::open;
 pub use preprocess::{Augment, AugmentDraw, Fit, Normalize};
 pub use resize::{resize_bilinear, Resizer};
 pub use rng::SplitMix64;
@@ -57,7 +63,11 @@ pub struct ImageShape {
 
 impl ImageShape {
     pub const fn new(channels: usize, height: usize, width: usize) -> Self {
-        ImageShape { channels, height, width }
+        ImageShape {
+            channels,
+            height,
+            width,
+        }
     }
 
     /// Values in one image.
@@ -105,7 +115,9 @@ impl Dataset {
     ) -> Result<Self> {
         let name = name.into();
         if shape.is_empty() {
-            return Err(DataError::Config(format!("{name}: image shape {shape} is empty")));
+            return Err(DataError::Config(format!(
+                "{name}: image shape {shape} is empty"
+            )));
         }
         if pixels.len() != labels.len() * shape.len() {
             return Err(DataError::Config(format!(
@@ -114,13 +126,23 @@ impl Dataset {
                 labels.len()
             )));
         }
-        if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l as usize >= class_names.len()) {
+        if let Some((i, &l)) = labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| l as usize >= class_names.len())
+        {
             return Err(DataError::Config(format!(
                 "{name}: image {i} has label {l} but there are {} classes",
                 class_names.len()
             )));
         }
-        Ok(Dataset { name, shape, pixels, labels, class_names })
+        Ok(Dataset {
+            name,
+            shape,
+            pixels,
+            labels,
+            class_names,
+        })
     }
 
     /// Number of images.

@@ -34,7 +34,9 @@ impl Fit {
         };
         Ok(match self {
             _ if same => Geometry::Identity,
-            Fit::Auto if larger && dst.height - src.height <= 8 && dst.width - src.width <= 8 => pad,
+            Fit::Auto if larger && dst.height - src.height <= 8 && dst.width - src.width <= 8 => {
+                pad
+            }
             Fit::Auto | Fit::Resize => Geometry::Resize,
             Fit::Pad if larger => pad,
             Fit::Pad => {
@@ -68,27 +70,42 @@ impl Default for Normalize {
 impl Normalize {
     /// Mean 0, std 1: intensities in [0, 1].
     pub fn identity() -> Self {
-        Normalize { mean: vec![0.0], std: vec![1.0] }
+        Normalize {
+            mean: vec![0.0],
+            std: vec![1.0],
+        }
     }
 
     /// Maps [0, 1] to [−1, 1].
     pub fn symmetric() -> Self {
-        Normalize { mean: vec![0.5], std: vec![0.5] }
+        Normalize {
+            mean: vec![0.5],
+            std: vec![0.5],
+        }
     }
 
     /// Fashion-MNIST training-set statistics (replicated to every channel).
     pub fn fashion_mnist() -> Self {
-        Normalize { mean: vec![0.2860], std: vec![0.3530] }
+        Normalize {
+            mean: vec![0.2860],
+            std: vec![0.3530],
+        }
     }
 
     /// MNIST training-set statistics.
     pub fn mnist() -> Self {
-        Normalize { mean: vec![0.1307], std: vec![0.3081] }
+        Normalize {
+            mean: vec![0.1307],
+            std: vec![0.3081],
+        }
     }
 
     /// CIFAR-10 training-set statistics, per channel (R, G, B).
     pub fn cifar10() -> Self {
-        Normalize { mean: vec![0.4914, 0.4822, 0.4465], std: vec![0.2470, 0.2435, 0.2616] }
+        Normalize {
+            mean: vec![0.4914, 0.4822, 0.4465],
+            std: vec![0.2470, 0.2435, 0.2616],
+        }
     }
 
     /// Per-channel mean and (population) standard deviation of a dataset's intensities.
@@ -154,9 +171,15 @@ pub struct Augment {
 
 impl Augment {
     /// No augmentation.
-    pub const NONE: Augment = Augment { crop_padding: 0, hflip: false };
+    pub const NONE: Augment = Augment {
+        crop_padding: 0,
+        hflip: false,
+    };
     /// The usual CIFAR recipe: 4-pixel padding with random crop, and horizontal flip.
-    pub const STANDARD: Augment = Augment { crop_padding: 4, hflip: true };
+    pub const STANDARD: Augment = Augment {
+        crop_padding: 4,
+        hflip: true,
+    };
 
     pub fn is_none(&self) -> bool {
         self.crop_padding == 0 && !self.hflip

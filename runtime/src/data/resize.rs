@@ -22,7 +22,12 @@ impl Taps {
         let support = scale.max(1.0);
         // Inputs within `support` of the center: at most ⌈2·support⌉ + 2 of them.
         let stride = (2.0 * support).ceil() as usize + 2;
-        let mut t = Taps { start: Vec::new(), count: Vec::new(), stride, weights: vec![0.0; n_out * stride] };
+        let mut t = Taps {
+            start: Vec::new(),
+            count: Vec::new(),
+            stride,
+            weights: vec![0.0; n_out * stride],
+        };
         for i in 0..n_out {
             let center = (i as f64 + 0.5) * scale;
             let lo = ((center - support).floor().max(0.0)) as usize;
@@ -32,7 +37,10 @@ impl Taps {
                 .collect();
             // Trim zero weights at both ends so the inner loops stay short.
             let first = w.iter().position(|&x| x > 0.0).unwrap_or(0);
-            let last = w.iter().rposition(|&x| x > 0.0).map_or(first + 1, |p| p + 1);
+            let last = w
+                .iter()
+                .rposition(|&x| x > 0.0)
+                .map_or(first + 1, |p| p + 1);
             w = w[first..last].to_vec();
             let sum: f64 = w.iter().sum();
             // Near an edge only part of the filter lies inside: renormalize (edge clamping).
@@ -64,8 +72,16 @@ pub struct Resizer {
 impl Resizer {
     /// Both sizes must be non-zero.
     pub fn new(from: (usize, usize), to: (usize, usize)) -> Resizer {
-        assert!(from.0 > 0 && from.1 > 0 && to.0 > 0 && to.1 > 0, "resize between empty images");
-        Resizer { from, to, rows: Taps::new(from.0, to.0), cols: Taps::new(from.1, to.1) }
+        assert!(
+            from.0 > 0 && from.1 > 0 && to.0 > 0 && to.1 > 0,
+            "resize between empty images"
+        );
+        Resizer {
+            from,
+            to,
+            rows: Taps::new(from.0, to.0),
+            cols: Taps::new(from.1, to.1),
+        }
     }
 
     /// Resizes `channels` planes of `src` (C×H×W) into `dst` (C×H'×W'); `tmp` is scratch.
@@ -103,7 +119,12 @@ impl Resizer {
 }
 
 /// Resizes a C×H×W f32 image to C×H'×W' (see the module notes for the filter).
-pub fn resize_bilinear(src: &[f32], channels: usize, from: (usize, usize), to: (usize, usize)) -> Vec<f32> {
+pub fn resize_bilinear(
+    src: &[f32],
+    channels: usize,
+    from: (usize, usize),
+    to: (usize, usize),
+) -> Vec<f32> {
     let mut dst = vec![0.0; channels * to.0 * to.1];
     Resizer::new(from, to).run(src, channels, &mut dst, &mut Vec::new());
     dst

@@ -52,17 +52,32 @@ impl Default for AdamConfig {
 impl AdamConfig {
     /// `torch.optim.Adam` defaults: β1 0.9, β2 0.999, ε 1e-8.
     pub fn pytorch() -> Self {
-        AdamConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, epsilon: AdamEpsilon::PyTorch, weight_decay: 0.0, decoupled: false }
+        AdamConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            epsilon: AdamEpsilon::PyTorch,
+            weight_decay: 0.0,
+            decoupled: false,
+        }
     }
 
     /// `keras.optimizers.Adam` defaults: β1 0.9, β2 0.999, ε 1e-7, Keras' ε placement.
     pub fn keras() -> Self {
-        AdamConfig { eps: 1e-7, epsilon: AdamEpsilon::Keras, ..AdamConfig::pytorch() }
+        AdamConfig {
+            eps: 1e-7,
+            epsilon: AdamEpsilon::Keras,
+            ..AdamConfig::pytorch()
+        }
     }
 
     /// `torch.optim.AdamW`: decoupled weight decay `wd` (PyTorch's default is 0.01).
     pub fn adamw(weight_decay: f32) -> Self {
-        AdamConfig { weight_decay, decoupled: true, ..AdamConfig::pytorch() }
+        AdamConfig {
+            weight_decay,
+            decoupled: true,
+            ..AdamConfig::pytorch()
+        }
     }
 }
 
@@ -86,16 +101,32 @@ impl Adam {
         schedule.validate()?;
         for (name, b) in [("beta1", cfg.beta1), ("beta2", cfg.beta2)] {
             if !(0.0..1.0).contains(&b) {
-                return Err(OptimError::Config(format!("Adam {name} = {b} must be in [0, 1)")));
+                return Err(OptimError::Config(format!(
+                    "Adam {name} = {b} must be in [0, 1)"
+                )));
             }
         }
         if !(cfg.eps.is_finite() && cfg.eps > 0.0) {
-            return Err(OptimError::Config(format!("Adam epsilon {} must be positive", cfg.eps)));
+            return Err(OptimError::Config(format!(
+                "Adam epsilon {} must be positive",
+                cfg.eps
+            )));
         }
         if !(cfg.weight_decay.is_finite() && cfg.weight_decay >= 0.0) {
-            return Err(OptimError::Config(format!("weight decay {} must be finite and non-negative", cfg.weight_decay)));
+            return Err(OptimError::Config(format!(
+                "weight decay {} must be finite and non-negative",
+                cfg.weight_decay
+            )));
         }
-        let mut a = Adam { cfg, schedule, step: 0, lr: 0.0, step_size: 0.0, denom_scale: 0.0, slots: Slots::default() };
+        let mut a = Adam {
+            cfg,
+            schedule,
+            step: 0,
+            lr: 0.0,
+            step_size: 0.0,
+            denom_scale: 0.0,
+            slots: Slots::default(),
+        };
         a.set_step(0);
         Ok(a)
     }
@@ -131,13 +162,33 @@ impl Optimizer for Adam {
     }
 
     fn update(&mut self, slot: usize, param: &mut [f32], grad: &[f32]) {
-        assert_eq!(param.len(), grad.len(), "slot {slot}: parameter and gradient lengths differ");
-        let AdamConfig { beta1: b1, beta2: b2, eps, weight_decay: wd, decoupled, .. } = self.cfg;
-        let (l2, decay) = if decoupled { (0.0, 1.0 - self.lr * wd) } else { (wd, 1.0) };
+        assert_eq!(
+            param.len(),
+            grad.len(),
+            "slot {slot}: parameter and gradient lengths differ"
+        );
+        let AdamConfig {
+            beta1: b1,
+            beta2: b2,
+            eps,
+            weight_decay: wd,
+            decoupled,
+            ..
+        } = self.cfg;
+        let (l2, decay) = if decoupled {
+            (0.0, 1.0 - self.lr * wd)
+        } else {
+            (wd, 1.0)
+        };
         let (step_size, scale) = (self.step_size, self.denom_scale);
         let bufs = self.slots.get(slot, param.len(), 2);
         let (m, v) = bufs.split_at_mut(1);
-        for (((p, &g), m), v) in param.iter_mut().zip(grad).zip(m[0].iter_mut()).zip(v[0].iter_mut()) {
+        for (((p, &g), m), v) in param
+            .iter_mut()
+            .zip(grad)
+            .zip(m[0].iter_mut())
+            .zip(v[0].iter_mut())
+        {
             let g = g + l2 * *p;
             *p *= decay;
             *m = b1 * *m + (1.0 - b1) * g;
@@ -155,7 +206,11 @@ impl Optimizer for Adam {
     }
 
     fn state(&self) -> OptimState {
-        OptimState { kind: KIND.into(), step: self.step, buffers: self.slots.snapshot(&NAMES) }
+        OptimState {
+            kind: KIND.into(),
+            step: self.step,
+            buffers: self.slots.snapshot(&NAMES),
+        }
     }
 
     fn load_state(&mut self, state: &OptimState, slot_sizes: &[usize]) -> Result<(), OptimError> {

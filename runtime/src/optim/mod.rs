@@ -129,17 +129,27 @@ impl Slots {
         let mut seen = vec![vec![false; names.len()]; slot_sizes.len()];
         for (key, data) in buffers {
             let bad = |why: String| OptimError::State(format!("buffer {key:?}: {why}"));
-            let (slot, name) = key.split_once('.').ok_or_else(|| bad("name is not slot.buffer".into()))?;
-            let slot: usize = slot.parse().map_err(|_| bad("slot is not a number".into()))?;
+            let (slot, name) = key
+                .split_once('.')
+                .ok_or_else(|| bad("name is not slot.buffer".into()))?;
+            let slot: usize = slot
+                .parse()
+                .map_err(|_| bad("slot is not a number".into()))?;
             let k = names
                 .iter()
                 .position(|n| *n == name)
                 .ok_or_else(|| bad(format!("unknown buffer, expected one of {names:?}")))?;
-            let size = *slot_sizes
-                .get(slot)
-                .ok_or_else(|| bad(format!("slot {slot} but the model has {} parameter slots", slot_sizes.len())))?;
+            let size = *slot_sizes.get(slot).ok_or_else(|| {
+                bad(format!(
+                    "slot {slot} but the model has {} parameter slots",
+                    slot_sizes.len()
+                ))
+            })?;
             if data.len() != size {
-                return Err(bad(format!("{} values but slot {slot} has {size} parameters", data.len())));
+                return Err(bad(format!(
+                    "{} values but slot {slot} has {size} parameters",
+                    data.len()
+                )));
             }
             if std::mem::replace(&mut seen[slot][k], true) {
                 return Err(bad("appears twice".into()));
@@ -149,7 +159,10 @@ impl Slots {
         for (slot, s) in seen.iter().enumerate() {
             if s.iter().any(|&x| x) {
                 if let Some(k) = s.iter().position(|&x| !x) {
-                    return Err(OptimError::State(format!("slot {slot} lacks its {:?} buffer", names[k])));
+                    return Err(OptimError::State(format!(
+                        "slot {slot} lacks its {:?} buffer",
+                        names[k]
+                    )));
                 }
             }
         }
@@ -159,7 +172,10 @@ impl Slots {
 
 pub(crate) fn check_kind(state: &OptimState, kind: &str) -> Result<(), OptimError> {
     if state.kind != kind {
-        return Err(OptimError::State(format!("saved by a {:?} optimizer, loading into {kind:?}", state.kind)));
+        return Err(OptimError::State(format!(
+            "saved by a {:?} optimizer, loading into {kind:?}",
+            state.kind
+        )));
     }
     Ok(())
 }

@@ -19,9 +19,15 @@ use super::OptimError;
 pub enum Decay {
     Constant,
     /// Multiply by `gamma` every `every_steps` steps.
-    Step { every_steps: u64, gamma: f32 },
+    Step {
+        every_steps: u64,
+        gamma: f32,
+    },
     /// Cosine from `base_lr` to `min_lr` at `total_steps` (warmup included).
-    Cosine { total_steps: u64, min_lr: f32 },
+    Cosine {
+        total_steps: u64,
+        min_lr: f32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,12 +39,20 @@ pub struct LrSchedule {
 
 impl LrSchedule {
     pub fn constant(lr: f32) -> Self {
-        LrSchedule { base_lr: lr, warmup_steps: 0, decay: Decay::Constant }
+        LrSchedule {
+            base_lr: lr,
+            warmup_steps: 0,
+            decay: Decay::Constant,
+        }
     }
 
     /// `γ` every `every_steps` steps.
     pub fn step(lr: f32, every_steps: u64, gamma: f32) -> Self {
-        LrSchedule { base_lr: lr, warmup_steps: 0, decay: Decay::Step { every_steps, gamma } }
+        LrSchedule {
+            base_lr: lr,
+            warmup_steps: 0,
+            decay: Decay::Step { every_steps, gamma },
+        }
     }
 
     /// `γ` every `every_epochs` epochs of `steps_per_epoch` batches.
@@ -48,7 +62,14 @@ impl LrSchedule {
 
     /// Cosine decay to `min_lr` over `total_steps`.
     pub fn cosine(lr: f32, total_steps: u64, min_lr: f32) -> Self {
-        LrSchedule { base_lr: lr, warmup_steps: 0, decay: Decay::Cosine { total_steps, min_lr } }
+        LrSchedule {
+            base_lr: lr,
+            warmup_steps: 0,
+            decay: Decay::Cosine {
+                total_steps,
+                min_lr,
+            },
+        }
     }
 
     /// Adds linear warmup over the first `steps` steps.
@@ -61,7 +82,10 @@ impl LrSchedule {
     pub fn validate(&self) -> Result<(), OptimError> {
         let bad = |m: String| Err(OptimError::Config(m));
         if !(self.base_lr.is_finite() && self.base_lr >= 0.0) {
-            return bad(format!("learning rate {} must be finite and non-negative", self.base_lr));
+            return bad(format!(
+                "learning rate {} must be finite and non-negative",
+                self.base_lr
+            ));
         }
         match self.decay {
             Decay::Constant => {}
@@ -70,12 +94,19 @@ impl LrSchedule {
                     return bad("step decay every 0 steps".into());
                 }
                 if !(gamma.is_finite() && gamma >= 0.0) {
-                    return bad(format!("step decay factor {gamma} must be finite and non-negative"));
+                    return bad(format!(
+                        "step decay factor {gamma} must be finite and non-negative"
+                    ));
                 }
             }
-            Decay::Cosine { total_steps, min_lr } => {
+            Decay::Cosine {
+                total_steps,
+                min_lr,
+            } => {
                 if !(min_lr.is_finite() && min_lr >= 0.0) {
-                    return bad(format!("cosine floor {min_lr} must be finite and non-negative"));
+                    return bad(format!(
+                        "cosine floor {min_lr} must be finite and non-negative"
+                    ));
                 }
                 if total_steps < self.warmup_steps {
                     return bad(format!(
@@ -91,14 +122,21 @@ impl LrSchedule {
     /// The rate of the update with 0-based index `step`.
     pub fn lr_at(&self, step: u64) -> f32 {
         let base = self.base_lr as f64;
-        let warm = if step < self.warmup_steps { (step + 1) as f64 / self.warmup_steps as f64 } else { 1.0 };
+        let warm = if step < self.warmup_steps {
+            (step + 1) as f64 / self.warmup_steps as f64
+        } else {
+            1.0
+        };
         let lr = match self.decay {
             Decay::Constant => base,
             Decay::Step { every_steps, gamma } => {
                 let k = step / every_steps.max(1);
                 base * (gamma as f64).powf(k as f64)
             }
-            Decay::Cosine { total_steps, min_lr } => {
+            Decay::Cosine {
+                total_steps,
+                min_lr,
+            } => {
                 let t = step.saturating_sub(self.warmup_steps) as f64;
                 let span = total_steps.saturating_sub(self.warmup_steps) as f64;
                 let min = min_lr as f64;

@@ -25,7 +25,11 @@ pub struct SgdConfig {
 
 impl Default for SgdConfig {
     fn default() -> Self {
-        SgdConfig { momentum: 0.9, weight_decay: 0.0, nesterov: false }
+        SgdConfig {
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
     }
 }
 
@@ -45,15 +49,29 @@ impl Sgd {
     pub fn new(cfg: SgdConfig, schedule: LrSchedule) -> Result<Sgd, OptimError> {
         schedule.validate()?;
         if !(0.0..1.0).contains(&cfg.momentum) {
-            return Err(OptimError::Config(format!("SGD momentum {} must be in [0, 1)", cfg.momentum)));
+            return Err(OptimError::Config(format!(
+                "SGD momentum {} must be in [0, 1)",
+                cfg.momentum
+            )));
         }
         if !(cfg.weight_decay.is_finite() && cfg.weight_decay >= 0.0) {
-            return Err(OptimError::Config(format!("weight decay {} must be finite and non-negative", cfg.weight_decay)));
+            return Err(OptimError::Config(format!(
+                "weight decay {} must be finite and non-negative",
+                cfg.weight_decay
+            )));
         }
         if cfg.nesterov && cfg.momentum == 0.0 {
-            return Err(OptimError::Config("Nesterov momentum needs momentum > 0".into()));
+            return Err(OptimError::Config(
+                "Nesterov momentum needs momentum > 0".into(),
+            ));
         }
-        Ok(Sgd { cfg, schedule, step: 0, lr: schedule.lr_at(0), slots: Slots::default() })
+        Ok(Sgd {
+            cfg,
+            schedule,
+            step: 0,
+            lr: schedule.lr_at(0),
+            slots: Slots::default(),
+        })
     }
 
     pub fn config(&self) -> &SgdConfig {
@@ -72,7 +90,11 @@ impl Optimizer for Sgd {
     }
 
     fn update(&mut self, slot: usize, param: &mut [f32], grad: &[f32]) {
-        assert_eq!(param.len(), grad.len(), "slot {slot}: parameter and gradient lengths differ");
+        assert_eq!(
+            param.len(),
+            grad.len(),
+            "slot {slot}: parameter and gradient lengths differ"
+        );
         let (lr, mu, wd) = (self.lr, self.cfg.momentum, self.cfg.weight_decay);
         if mu == 0.0 {
             for (p, &g) in param.iter_mut().zip(grad) {
@@ -104,7 +126,11 @@ impl Optimizer for Sgd {
     }
 
     fn state(&self) -> OptimState {
-        OptimState { kind: KIND.into(), step: self.step, buffers: self.slots.snapshot(&NAMES) }
+        OptimState {
+            kind: KIND.into(),
+            step: self.step,
+            buffers: self.slots.snapshot(&NAMES),
+        }
     }
 
     fn load_state(&mut self, state: &OptimState, slot_sizes: &[usize]) -> Result<(), OptimError> {

@@ -70,8 +70,13 @@ pub fn lower(g: &Graph) -> Result<Schedule> {
     build::Builder::new(g).lower()
 }
 
-/// Optimizes a copy of the graph with the default passes, then lowers it.
+/// Optimizes a copy of the graph with the default passes, then lowers it. The schedule's
+/// mult-adds and params are counted on the source graph, as `mobilenetc inspect` counts them.
 pub fn compile(g: &Graph) -> Result<Schedule> {
+    let counts = crate::inspect::count(g)?;
     let g = g.clone();
-    lower(&g)
+    let mut s = lower(&g)?;
+    s.mult_adds = counts.mult_adds;
+    s.params = counts.params;
+    Ok(s)
 }

@@ -226,7 +226,7 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
         WeightSource::IncludeBytes(path) => quote!(*include_bytes!(#path)),
     };
     let header = header(s, opts);
-    let docs = header.iter().map(|l| quote!(#![doc = #l]));
+    let docs = header.iter().map(|l| format!(" {l}")).map(|l| quote!(#![doc = #l]));
     let struct_doc = format!(
         "{}: input `{}` {:?}, output `{}` {:?} (ONNX layouts).",
         opts.name, input.name, input.shape, output.name, output.shape

@@ -65,6 +65,7 @@ fn check(cv: Conv2d, seed: u64) {
     });
 }
 
+#[allow(clippy::too_many_arguments)]
 fn conv(n: usize, hw: [usize; 2], c: [usize; 2], groups: usize, k: [usize; 2], s: [usize; 2], d: [usize; 2], pads: [usize; 4], act: Act) -> Conv2d {
     Conv2d::new(n, hw[0], hw[1], c[0], c[1], groups, k, s, d, pads, act)
 }

@@ -9,6 +9,7 @@ use mobilenetc_runtime::kernels::{Act, Dense, Gemm, GemmC, MatMul};
 use rand::Rng;
 
 /// Reference `act(A·B + bias)` with A `[m, k]` (row stride lda) and B `[k, n]`, in f64.
+#[allow(clippy::too_many_arguments)]
 fn mm_ref(m: usize, k: usize, n: usize, a: &[f32], lda: usize, b: &[f32], bias: Option<&[f32]>, act: Act) -> Vec<f64> {
     let mut out = vec![0.0; m * n];
     for i in 0..m {
@@ -50,6 +51,25 @@ fn matmul_random_shapes_strides_epilogues() {
                     assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|x| x.is_nan()), "wrote past a row");
                 }
             }
+        });
+    }
+}
+
+/// Long rows take the packed-A path with k chunks (k = 600 → 256 + 256 + 88).
+#[test]
+fn matmul_packed_a_path() {
+    let mut r = rng(26);
+    for &(m, k, n, lda) in &[(13, 600, 37, 600), (49, 1024, 40, 1024), (5, 512, 16, 515), (25, 700, 33, 1000)] {
+        let a = rand_vec(&mut r, (m - 1) * lda + k);
+        let b = rand_vec(&mut r, k * n);
+        let bias = rand_vec(&mut r, n);
+        let act = rand_act(&mut r);
+        let packed = gemm::pack(k, n, &b, false);
+        let reference = mm_ref(m, k, n, &a, lda, &b, Some(&bias), act);
+        for_each_isa(|isa| {
+            let mut c = vec![f32::NAN; m * n];
+            gemm::matmul(m, k, n, &a, lda, &packed, Some(&bias), act, &mut c, n, 1);
+            assert_close(&format!("packed m={m} k={k} n={n} lda={lda} {isa:?}"), &c, &reference, k);
         });
     }
 }

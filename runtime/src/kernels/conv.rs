@@ -321,12 +321,25 @@ impl Conv2d {
                 let ix = (ox * self.sw + (tap % self.kw) * self.dw) as isize - self.pad_left as isize;
                 if iy >= 0 && ix >= 0 && (iy as usize) < self.h && (ix as usize) < self.w {
                     let base = ((b * self.h + iy as usize) * self.w + ix as usize) * self.c_in + g * cig + ci;
-                    seg.copy_from_slice(&input[base..base + len]);
+                    copy_short(seg, &input[base..base + len]);
                 } else {
                     seg.fill(0.0);
                 }
                 k += len;
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` without a `memcpy` call for the few-channel segments of im2col
+/// (a first conv copies 3 floats per tap).
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    match dst.len() {
+        1 => dst[0] = src[0],
+        2 => dst.copy_from_slice(&src[..2]),
+        3 => dst.copy_from_slice(&src[..3]),
+        4 => dst.copy_from_slice(&src[..4]),
+        _ => dst.copy_from_slice(src),
     }
 }

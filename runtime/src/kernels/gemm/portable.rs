@@ -51,12 +51,29 @@ unsafe fn tile<const R: usize, const P: bool>(t: &Tile) {
             }
         }
     }
+    // Four named accumulators (not an indexed array) so LLVM keeps each in vector registers;
+    // the `R > i` tests are compile-time constants.
+    let [mut a0, mut a1, mut a2, mut a3] = [[0.0f32; NR]; 4];
+    let rows = [&mut a0, &mut a1, &mut a2, &mut a3];
+    for (dst, src) in rows.into_iter().zip(acc.iter()) {
+        *dst = *src;
+    }
+    let at = |kk: usize, r: usize| if P { *t.a.add(kk * R + r) } else { *t.a.add(r * t.lda + kk) };
     for kk in 0..t.kc {
         let bv: &Row = &*(t.b.add(kk * NR) as *const Row);
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = if P { *t.a.add(kk * R + r) } else { *t.a.add(r * t.lda + kk) };
-            axpy(row, av, bv);
+        axpy(&mut a0, at(kk, 0), bv);
+        if R > 1 {
+            axpy(&mut a1, at(kk, 1), bv);
         }
+        if R > 2 {
+            axpy(&mut a2, at(kk, 2), bv);
+        }
+        if R > 3 {
+            axpy(&mut a3, at(kk, 3), bv);
+        }
+    }
+    for (dst, src) in acc.iter_mut().zip([a0, a1, a2, a3]) {
+        *dst = src;
     }
     if t.last {
         match t.act {

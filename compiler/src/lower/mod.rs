@@ -74,7 +74,8 @@ pub fn lower(g: &Graph) -> Result<Schedule> {
 /// mult-adds and params are counted on the source graph, as `mobilenetc inspect` counts them.
 pub fn compile(g: &Graph) -> Result<Schedule> {
     let counts = crate::inspect::count(g)?;
-    let g = g.clone();
+    let mut g = g.clone();
+    crate::passes::optimize(&mut g, &crate::passes::PassOptions::default())?;
     let mut s = lower(&g)?;
     s.mult_adds = counts.mult_adds;
     s.params = counts.params;

@@ -45,7 +45,7 @@ fn dims(vi: &ValueInfoProto) -> Vec<String> {
     t.shape.dim.iter().map(|d| match &d.value {
         Some(Dim::DimValue(v)) => v.to_string(),
         Some(Dim::DimParam(p)) => p.clone(),
-        None => "?".into(),
+        _ => "?".into(),
     }).collect()
 }
 

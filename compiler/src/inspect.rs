@@ -51,8 +51,9 @@ fn batch_of(g: &Graph) -> u64 {
     g.inputs.first().and_then(|&t| g.shape(t).first().copied()).filter(|&b| b > 0).map_or(1, |b| b as u64)
 }
 
+/// Saturates rather than overflows on absurd shapes (the importer bounds real ones).
 fn numel(shape: &[usize]) -> u64 {
-    shape.iter().map(|&d| d as u64).product()
+    shape.iter().fold(1u64, |acc, &d| acc.saturating_mul(d as u64))
 }
 
 /// Counts every node of `g` (which must have its shapes inferred).
@@ -68,21 +69,22 @@ pub fn count(g: &Graph) -> Result<Report> {
         let macs = mult_adds(g, node, &out_shape)?;
         // Params: the constant operands of weighted layers, each constant once.
         let mut take = |ids: &[TensorId]| -> u64 {
-            ids.iter().filter(|&&t| g.is_constant(t) && counted.insert(t)).map(|&t| numel(g.shape(t))).sum()
+            ids.iter().filter(|&&t| g.is_constant(t) && counted.insert(t)).fold(0u64, |a, &t| a.saturating_add(numel(g.shape(t))))
         };
+        let operands = node.inputs.get(1..).unwrap_or_default();
         let (params, bn_params) = match &node.op {
-            Op::Conv(_) | Op::Gemm(_) | Op::Head { .. } => (take(&node.inputs[1..]), 0),
+            Op::Conv(_) | Op::Gemm(_) | Op::Head { .. } => (take(operands), 0),
             Op::MatMul if node.inputs.iter().any(|&t| g.is_constant(t)) => (take(&node.inputs), 0),
             Op::Add if is_bias_add(g, node, &producers) => (take(&node.inputs), 0),
-            Op::BatchNorm { .. } => (0, take(&node.inputs[1..])),
+            Op::BatchNorm { .. } => (0, take(operands)),
             _ => (0, 0),
         };
         layers.push(LayerRow { name: node.name.clone(), op: node.op.name().to_string(), output_shape: out_shape, mult_adds: macs / batch, params, bn_params });
     }
     Ok(Report {
-        mult_adds: layers.iter().map(|l| l.mult_adds).sum(),
-        params: layers.iter().map(|l| l.params).sum(),
-        bn_params: layers.iter().map(|l| l.bn_params).sum(),
+        mult_adds: layers.iter().fold(0u64, |a, l| a.saturating_add(l.mult_adds)),
+        params: layers.iter().fold(0u64, |a, l| a.saturating_add(l.params)),
+        bn_params: layers.iter().fold(0u64, |a, l| a.saturating_add(l.bn_params)),
         layers,
     })
 }
@@ -100,8 +102,7 @@ fn mult_adds(g: &Graph, node: &Node, out_shape: &[usize]) -> Result<u64> {
         Op::Conv(_) => {
             known("mult-adds")?;
             // Weight [M, C/group, kH, kW]: each output element costs C/group·kH·kW.
-            let per_output: u64 = input(1).iter().skip(1).map(|&d| d as u64).product();
-            numel(out_shape) * per_output
+            numel(out_shape).saturating_mul(numel(input(1).get(1..).unwrap_or_default()))
         }
         Op::Gemm(a) => {
             known("mult-adds")?;
@@ -110,18 +111,18 @@ fn mult_adds(g: &Graph, node: &Node, out_shape: &[usize]) -> Result<u64> {
                 return Err(Error::shape(&node.name, "Gemm", format!("input A has shape {sa:?}, expected rank 2")));
             }
             let k = if a.trans_a { sa[0] } else { sa[1] };
-            numel(out_shape) * k as u64
+            numel(out_shape).saturating_mul(k as u64)
         }
         Op::MatMul if node.inputs.iter().any(|&t| g.is_constant(t)) => {
             known("mult-adds")?;
             let k = input(0).last().copied().unwrap_or(1);
-            numel(out_shape) * k as u64
+            numel(out_shape).saturating_mul(k as u64)
         }
         Op::Head { .. } => {
             known("mult-adds")?;
             // x [N, C, H, W] pooled to [N, C], then [N, C] × [C, classes].
             let c = input(0).get(1).copied().unwrap_or(1);
-            numel(out_shape) * c as u64
+            numel(out_shape).saturating_mul(c as u64)
         }
         _ => 0,
     })
@@ -341,6 +342,30 @@ mod tests {
         g.outputs.push(y);
         let e = count(&g).unwrap_err().to_string();
         assert!(e.contains("'c'") && e.contains("shape"), "{e}");
+    }
+
+    #[test]
+    fn malformed_nodes_are_errors_not_panics() {
+        let mut g = Graph::new("m");
+        let x = g.add_input("x", vec![1, 3, 8, 8]);
+        let (_, y) = g.add_op("bare_conv", conv(1, 1, [0; 4], 1), vec![x], vec![1, 3, 8, 8]);
+        let (_, y) = g.add_op("bare_bn", Op::BatchNorm { epsilon: 1e-5, momentum: 0.9 }, vec![y], vec![1, 3, 8, 8]);
+        g.outputs.push(y);
+        assert!(count(&g).unwrap_err().to_string().contains("bare_conv"));
+        // Absurd shapes saturate instead of overflowing.
+        let mut g = Graph::new("big");
+        let x = g.add_input("x", vec![1, 1 << 20, 1 << 20, 1 << 20]);
+        let w = constant_shape_only(&mut g, "w", vec![1 << 20, 1 << 20, 1 << 20, 1 << 20]);
+        let (_, y) = g.add_op("c", conv(1, 1, [0; 4], 1), vec![x, w], vec![1, 1 << 20, 1 << 20, 1 << 20]);
+        g.outputs.push(y);
+        assert_eq!(count(&g).unwrap().mult_adds, u64::MAX);
+    }
+
+    /// A constant whose data is not allocated (counting reads only shapes).
+    fn constant_shape_only(g: &mut Graph, name: &str, shape: Vec<usize>) -> TensorId {
+        let id = g.add_tensor(name, shape);
+        g.constants.insert(id, Tensor { shape: vec![0], data: vec![] });
+        id
     }
 
     #[test]

@@ -301,8 +301,8 @@ impl<'g> Writer<'g> {
         let name = node.name.clone();
         let op_err = |m: String| Error::node(&node.name, node.op.name(), m);
         let outs: Vec<String> = node.outputs.iter().map(|&t| self.name(t)).collect();
-        if outs.is_empty() {
-            return Err(op_err("the node has no output".into()));
+        if outs.is_empty() || node.inputs.is_empty() {
+            return Err(op_err("the node has no input or no output".into()));
         }
         let out = outs[0].clone();
         match &node.op {

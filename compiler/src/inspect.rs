@@ -199,7 +199,8 @@ pub fn millions(v: u64) -> String {
 }
 
 impl Report {
-    /// The one-line totals, e.g. `568.7 M mult-adds, 4.2 M params (4,210,088), 41,728 BatchNorm params`.
+    /// The one-line totals, e.g. `568.7 M mult-adds (568,740,352), 4.2 M params (4,210,088),
+    /// 43,776 BatchNorm params`.
     pub fn totals_line(&self) -> String {
         format!(
             "{} mult-adds ({}), {} params ({}), {} BatchNorm params",
@@ -252,8 +253,8 @@ impl Report {
         let mut out = String::new();
         let line = |out: &mut String, cells: [&str; 5]| {
             let pad = |s: &str, w: usize| " ".repeat(w.saturating_sub(s.chars().count()));
-            let _ = writeln!(
-                out,
+            // Text columns left-aligned, number columns right-aligned; no trailing blanks.
+            let text = format!(
                 "{}{}  {}{}  {}{}  {}{}  {}{}",
                 cells[0],
                 pad(cells[0], width[0]),
@@ -266,6 +267,7 @@ impl Report {
                 pad(cells[4], width[4]),
                 cells[4]
             );
+            let _ = writeln!(out, "{}", text.trim_end());
         };
         line(&mut out, header);
         for r in &rows {

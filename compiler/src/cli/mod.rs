@@ -181,13 +181,17 @@ fn clap_error(e: clap::Error) -> i32 {
             2
         }
         _ => {
+            // clap's first paragraph is the message (it may continue on indented lines, e.g.
+            // the list of missing arguments); the tip and usage that follow are left out.
             let rendered = e.render().to_string();
-            let first = rendered
+            let first: Vec<&str> = rendered
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty())
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
             eprintln!("error: {first} (see --help)");
             2
         }

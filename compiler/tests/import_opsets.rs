@@ -471,8 +471,8 @@ fn unsupported_ops_are_listed_at_once() {
     assert_eq!(got, [("a_node", "Sigmoid", "", 13), ("c_node", "Tanh", "", 13), ("d_node", "MyOp", "com.example", 3)]);
     let text = e.to_string();
     assert!(text.starts_with("3 unsupported op(s)") && text.contains("node 'c_node': op Tanh (ai.onnx opset 13)"), "{text}");
-    // Opsets outside 7..=28 are listed too.
-    m.opset = 6;
+    // Too old an opset for an op whose schema changed since (Relu-1 before 6) is listed too.
+    m.opset = 5;
     let Error::Unsupported(list) = m.import().unwrap_err() else { panic!() };
     assert_eq!(list.len(), 5);
 }

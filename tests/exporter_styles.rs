@@ -1,8 +1,9 @@
 //! MobileNet v1 written the way other exporters write it (tests/py/make_fixture.py: PyTorch,
 //! tf2onnx, opset-10 Clip attributes, ReLU6 as Sub/Relu, model-local functions, Constant-node
 //! weights) imports into the same network as our constructor: the per-model counts of
-//! `inspect` (mult-adds, params, BN params, layers) must equal the constructor's for the same
-//! α, resolution and classes. Each fixture is checked by onnx.checker and onnxruntime when made.
+//! `inspect` (mult-adds, params, BN params, and the per-layer mult-adds and params of every
+//! conv and fully connected layer, in order) must equal the constructor's for the same α,
+//! resolution and classes. Each fixture is checked by onnx.checker and onnxruntime when made.
 
 use mobilenetc::graph::mobilenet::{mobilenet_v1, MobileNetConfig};
 use mobilenetc::inspect;
@@ -19,12 +20,15 @@ struct Counts {
     mult_adds: u64,
     params: u64,
     bn_params: u64,
-    layers: usize,
+    /// (mult-adds, params) of each layer that has mult-adds (convs and the classifier), in
+    /// topological order: the same 28 layers whatever glue (Pad, Transpose, Reshape) surrounds them.
+    weighted_layers: Vec<(u64, u64)>,
 }
 
 fn counts(g: &mobilenetc::graph::Graph) -> Counts {
-    let r = inspect::report(g);
-    Counts { mult_adds: r.mult_adds as u64, params: r.params as u64, bn_params: r.bn_params as u64, layers: r.layers }
+    let r = inspect::count(g).unwrap_or_else(|e| panic!("inspect: {e}"));
+    let weighted_layers = r.layers.iter().filter(|l| l.mult_adds > 0).map(|l| (l.mult_adds, l.params)).collect();
+    Counts { mult_adds: r.mult_adds, params: r.params, bn_params: r.bn_params, weighted_layers }
 }
 
 fn constructor_counts(alpha: &str, resolution: usize, classes: usize) -> Counts {
@@ -48,13 +52,21 @@ fn check_style(style: &str, extra: &[&str]) {
         let mut want = constructor_counts(alpha, res, classes);
         // Where the exporter folded BatchNorm into the conv, the BN statistics became one conv
         // bias per channel: the fixture has those biases instead of the BN parameters.
+        // BN counts scale, bias, mean and variance: 4 per channel.
         let folded = meta["folded_bn_channels"].as_u64().unwrap();
         let bn_channels = meta["bn_channels"].as_u64().unwrap();
+        assert_eq!(want.bn_params, 4 * (bn_channels + folded), "{style} {args:?}: BN channels");
         if folded > 0 {
-            let per_channel = want.bn_params / (bn_channels + folded);
             want.params += folded;
-            want.bn_params -= per_channel * folded;
+            want.bn_params -= 4 * folded;
+            // Per layer, a folded conv carries one bias per output channel.
+            let biases = meta["conv_biases"].as_array().unwrap();
+            assert_eq!(biases.len() + 1, want.weighted_layers.len(), "{style}: conv layers in the metadata");
+            for (layer, b) in want.weighted_layers.iter_mut().zip(biases) {
+                layer.1 += b.as_u64().unwrap();
+            }
         }
+        assert_eq!(want.weighted_layers.len(), 28, "{style} {args:?}: the constructor has 28 weighted layers");
         assert_eq!(ours, want, "{style} {args:?}: imported counts differ from the constructor's");
     }
 }

@@ -38,7 +38,8 @@ trivial. Unless --no-verify, the script checks the file with onnx.checker (full_
 in onnxruntime on a random batch of 2, and fails if the output is not finite or is constant.
 
 Beside OUT it writes OUT.json: the style, arguments, input/output names and shapes, and the
-counts of conv layers, BN layers/channels and folded BN channels (conv biases).
+counts of conv layers, BN layers/channels, folded BN channels, and conv_biases: per conv layer
+in order, the length of its bias (BN folded into it) or 0.
 
 Usage: make_fixture.py STYLE OUT [--alpha A] [--resolution R] [--classes K] [--channels C]
                        [--seed S] [--opset N] [--bn keep|fold|mixed] [--no-verify]
@@ -224,7 +225,7 @@ def build_pytorch_like(args, style):
         opsets.append(helper.make_opsetid(FN_DOMAIN, 1))
         functions.append(conv_bn_relu6_function(args.opset))
     model = helper.make_model(graph, opset_imports=opsets, functions=functions, producer_name="pytorch", producer_version="2.5.1")
-    counts = dict(conv_layers=len(plan), bn_layers=len(plan), bn_channels=bn_channels, folded_bn_channels=0)
+    counts = dict(conv_layers=len(plan), bn_layers=len(plan), bn_channels=bn_channels, folded_bn_channels=0, conv_biases=[0] * len(plan))
     return model, ("input", ["batch", args.channels, r, r]), ("output", ["batch", args.classes]), counts
 
 
@@ -235,6 +236,7 @@ def build_tf2onnx(args):
     x = b.node("Transpose", ["input_1"], name="StatefulPartitionedCall/mobilenet/input_1_transpose", perm=[0, 3, 1, 2])
     pads = b.const("const_pads_bottom_right", np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64))
     bn_layers = bn_channels = folded = 0
+    conv_biases = []
     for i, (kind, cin, cout, k, stride, group) in enumerate(plan):
         scope = {"conv": "conv1", "dw": f"conv_dw_{(i + 1) // 2}", "pw": f"conv_pw_{i // 2}"}[kind]
         p = f"StatefulPartitionedCall/mobilenet/{scope}"
@@ -253,8 +255,10 @@ def build_tf2onnx(args):
             w, bias = fold_bn(w, gamma, beta, mean, var, 1e-3)
             conv_in += [b.const(f"{p}/Conv2D/ReadVariableOp:0", w), b.const(f"{p}/BiasAdd/ReadVariableOp:0", bias)]
             folded += cout
+            conv_biases.append(cout)
         else:
             conv_in.append(b.const(f"{p}/Conv2D/ReadVariableOp:0", w))
+            conv_biases.append(0)
         x = b.node("Conv", conv_in, name=f"{p}/Conv2D", **attrs)
         if not fold:
             bn_in = [
@@ -286,7 +290,7 @@ def build_tf2onnx(args):
     out = helper.make_tensor_value_info("predictions", TensorProto.FLOAT, ["unk__1", args.classes])
     graph = helper.make_graph(b.nodes, "tf2onnx", [inp], [out], b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", args.opset)], producer_name="tf2onnx", producer_version="1.16.1 15c810")
-    counts = dict(conv_layers=len(plan), bn_layers=bn_layers, bn_channels=bn_channels, folded_bn_channels=folded)
+    counts = dict(conv_layers=len(plan), bn_layers=bn_layers, bn_channels=bn_channels, folded_bn_channels=folded, conv_biases=conv_biases)
     return model, ("input_1", ["batch", r, r, args.channels]), ("predictions", ["batch", args.classes]), counts
 
 

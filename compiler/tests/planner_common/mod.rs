@@ -187,7 +187,9 @@ fn simulate(buffers: &[Buffer], steps: &[Step], plan: &Plan) -> Result<(), Strin
         for &w in &stamped {
             for &r in &step.reads {
                 if tag[r] != tag[w] && ranges_overlap(cells(plan, buffers, r), cells(plan, buffers, w)) {
-                    let offered = step.inplace.contains(&(r, w)) && plan.inplace_taken.contains(&(r, w));
+                    // Taken for r itself or for a buffer r is a view of (same value).
+                    let taken = plan.inplace_taken.iter().any(|&(d, x)| x == w && tag[d] == tag[r] && step.inplace.contains(&(d, w)));
+                    let offered = step.inplace.contains(&(r, w)) && taken;
                     if !offered || plan.offsets[r] != plan.offsets[w] {
                         return Err(format!("step {s} '{}' writes '{}' over its input '{}' without an in-place offer", step.name, buffers[w].name, buffers[r].name));
                     }

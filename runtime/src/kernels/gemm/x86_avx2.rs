@@ -1,0 +1,107 @@
+//! AVX2+FMA micro-kernels: tiles of up to 6 rows × 16 columns (one B panel as two ymm halves,
+//! 12 ymm accumulators).
+
+use std::arch::x86_64::*;
+
+use super::{sweep_with, Mm, Tile, NR};
+use crate::kernels::Act;
+
+/// Rows per full register tile.
+pub(crate) const MR: usize = 6;
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn sweep(mm: &Mm) {
+    sweep_with(mm, MR, 1, |t, rows, _| match (rows, t.packed) {
+        (6, false) => tile::<6, false>(t),
+        (5, false) => tile::<5, false>(t),
+        (4, false) => tile::<4, false>(t),
+        (3, false) => tile::<3, false>(t),
+        (2, false) => tile::<2, false>(t),
+        (_, false) => tile::<1, false>(t),
+        (6, true) => tile::<6, true>(t),
+        (5, true) => tile::<5, true>(t),
+        (4, true) => tile::<4, true>(t),
+        (3, true) => tile::<3, true>(t),
+        (2, true) => tile::<2, true>(t),
+        (_, true) => tile::<1, true>(t),
+    });
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+/// `R` rows × one panel; `P`: A is packed k-major (`a[kk·R + r]`).
+unsafe fn tile<const R: usize, const P: bool>(t: &Tile) {
+    let cols = t.cols.min(NR) as i32;
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // Lane masks (sign bit set where the column exists) for the two 8-wide halves.
+    let masks = [
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane),
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane),
+    ];
+    let full = cols as usize == NR;
+    let c = t.c;
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    if t.first {
+        if !t.bias.is_null() {
+            for h in 0..2 {
+                let bv = _mm256_maskload_ps(t.bias.add(h * 8), masks[h]);
+                for row in acc.iter_mut() {
+                    row[h] = bv;
+                }
+            }
+        }
+    } else {
+        for (r, row) in acc.iter_mut().enumerate() {
+            for h in 0..2 {
+                row[h] = _mm256_maskload_ps(c.add(r * t.ldc + h * 8), masks[h]);
+            }
+        }
+    }
+    let mut rows = [t.a; R];
+    if !P {
+        for (r, ptr) in rows.iter_mut().enumerate() {
+            *ptr = t.a.add(r * t.lda);
+        }
+    }
+    for kk in 0..t.kc {
+        let bk = t.b.add(kk * NR);
+        let b0 = _mm256_loadu_ps(bk);
+        let b1 = _mm256_loadu_ps(bk.add(8));
+        for r in 0..R {
+            let av = _mm256_broadcast_ss(&*if P { t.a.add(kk * R + r) } else { rows[r].add(kk) });
+            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    if t.last {
+        match t.act {
+            Act::None => {}
+            Act::Relu => {
+                let z = _mm256_setzero_ps();
+                for row in acc.iter_mut() {
+                    for x in row.iter_mut() {
+                        *x = _mm256_max_ps(*x, z);
+                    }
+                }
+            }
+            Act::Clip { min, max } => {
+                let (lo, hi) = (_mm256_set1_ps(min), _mm256_set1_ps(max));
+                for row in acc.iter_mut() {
+                    for x in row.iter_mut() {
+                        *x = _mm256_min_ps(_mm256_max_ps(*x, lo), hi);
+                    }
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for h in 0..2 {
+            let dst = c.add(r * t.ldc + h * 8);
+            if full {
+                _mm256_storeu_ps(dst, row[h]);
+            } else {
+                _mm256_maskstore_ps(dst, masks[h], row[h]);
+            }
+        }
+    }
+}

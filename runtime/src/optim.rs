@@ -1,1 +1,0 @@
-//! Optimizers (SGD with momentum, Adam) and learning-rate schedules.

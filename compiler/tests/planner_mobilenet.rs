@@ -20,7 +20,7 @@ fn conv_op(kernel: usize, stride: usize, group: usize, activation: Activation) -
 }
 
 /// Conv (+ BatchNorm + Clip unless `fused`) from `x` [1, c, h, h] to [1, m, h/s, h/s].
-fn layer(g: &mut Graph, name: &str, x: TensorId, m: usize, kernel: usize, stride: usize, depthwise: bool, fused: bool) -> TensorId {
+fn layer(g: &mut Graph, name: &str, x: TensorId, m: usize, [kernel, stride]: [usize; 2], depthwise: bool, fused: bool) -> TensorId {
     let s = g.shape(x).to_vec();
     let (c, h) = (s[1], s[2]);
     let out = vec![1, m, h.div_ceil(stride), h.div_ceil(stride)];
@@ -39,11 +39,11 @@ fn layer(g: &mut Graph, name: &str, x: TensorId, m: usize, kernel: usize, stride
 fn table1(fused: bool) -> Graph {
     let mut g = Graph::new(if fused { "mobilenet_v1_table1_fused" } else { "mobilenet_v1_table1" });
     let x = g.add_input("input", vec![1, 3, 224, 224]);
-    let mut y = layer(&mut g, "conv0", x, 32, 3, 2, false, fused);
+    let mut y = layer(&mut g, "conv0", x, 32, [3, 2], false, fused);
     for (i, &(stride, m)) in BLOCKS.iter().enumerate() {
         let c = g.shape(y)[1];
-        y = layer(&mut g, &format!("dw{}", i + 1), y, c, 3, stride, true, fused);
-        y = layer(&mut g, &format!("pw{}", i + 1), y, m, 1, 1, false, fused);
+        y = layer(&mut g, &format!("dw{}", i + 1), y, c, [3, stride], true, fused);
+        y = layer(&mut g, &format!("pw{}", i + 1), y, m, [1, 1], false, fused);
     }
     let w = g.add_constant("fc.w", Tensor::zeros(vec![1000, 1024]));
     let b = g.add_constant("fc.b", Tensor::zeros(vec![1000]));

@@ -77,8 +77,34 @@ fn tensor_bytes(g: &Graph, t: TensorId) -> Result<usize> {
         .ok_or_else(|| Error::Limit(format!("tensor '{}' of shape {:?} is too large to address", info.name, info.shape)))
 }
 
-/// Lowers the graph to steps in the given node order (which must be topological).
+/// Checks that `order` runs every node once, each after the producers of its inputs.
+fn check_order(g: &Graph, order: &[NodeId]) -> Result<()> {
+    let producers = g.producers();
+    let mut done: BTreeSet<NodeId> = BTreeSet::new();
+    for &n in order {
+        let Some(node) = g.dag.node_weight(n) else {
+            return Err(Error::Graph(format!("the schedule names node {} which is not in the graph", n.index())));
+        };
+        if !done.insert(n) {
+            return Err(Error::Graph(format!("the schedule runs node '{}' twice", node.name)));
+        }
+        for t in &node.inputs {
+            if let Some(p) = producers.get(t) {
+                if !done.contains(p) {
+                    return Err(Error::Graph(format!("the schedule runs node '{}' before '{}', which produces its input '{}'", node.name, g.node(*p).name, g.tensor(*t).name)));
+                }
+            }
+        }
+    }
+    if done.len() != g.dag.node_count() {
+        return Err(Error::Graph(format!("the schedule runs {} of the graph's {} nodes", done.len(), g.dag.node_count())));
+    }
+    Ok(())
+}
+
+/// Lowers the graph to steps in the given node order, which must be topological.
 pub fn schedule_in_order(g: &Graph, order: &[NodeId]) -> Result<GraphSchedule> {
+    check_order(g, order)?;
     let mut used = vec![false; g.tensors.len()];
     for &t in g.inputs.iter().chain(&g.outputs) {
         used[t] = true;

@@ -119,3 +119,17 @@ fn table1_before_passes_is_within_5_percent_of_the_lower_bound() {
     assert_eq!(json["tensors"].as_array().unwrap().len(), gp.schedule.buffers.len());
     println!("{}", gp.report_text());
 }
+
+/// The hand-built graph as imported, through the real passes (BatchNorm folded, ReLU6 fused,
+/// the head fused): planned like the hand-fused form.
+#[test]
+fn table1_through_the_passes_is_within_5_percent_of_the_lower_bound() {
+    use mobilenetc::passes::{optimize, PassOptions};
+    let mut g = table1(false);
+    optimize(&mut g, &PassOptions::default()).unwrap();
+    let gp = plan_graph(&g).unwrap();
+    summary("MobileNet v1 1.0-224 (Table 1, after the passes)", &gp);
+    check_plan(&gp.schedule.buffers, &gp.schedule.steps, &gp.plan).unwrap();
+    assert_eq!(gp.plan.lower_bound_bytes, PEAK);
+    assert!(gp.plan.ratio() <= 1.05, "arena {} vs lower bound {}", gp.plan.arena_bytes, gp.plan.lower_bound_bytes);
+}

@@ -249,11 +249,11 @@ fn pad_attribute_input_and_axes_forms() {
     let want = Op::Pad { pads: vec![0, 0, 1, 2, 0, 0, 1, 2], value: 0.0 };
     let m = Model::new(7).input("x", &[1, 2, 3, 3]).output("y").node(node("Pad", &["x"], &["y"], vec![aints("pads", &[0, 0, 1, 2, 0, 0, 1, 2]), astr("mode", "constant")]));
     let g = m.import().unwrap();
-    assert_eq!(ops(&g), [want.clone()]);
+    assert_eq!(ops(&g), std::slice::from_ref(&want));
     assert_eq!(out_shape(&g, "y"), [1, 2, 5, 7]);
     for opset in [11, 13, 18, 21] {
         let m = Model::new(opset).input("x", &[1, 2, 3, 3]).output("y").init(ti64("p", &[8], &[0, 0, 1, 2, 0, 0, 1, 2])).node(node("Pad", &["x", "p"], &["y"], vec![]));
-        assert_eq!(ops(&m.import().unwrap()), [want.clone()], "opset {opset}");
+        assert_eq!(ops(&m.import().unwrap()), std::slice::from_ref(&want), "opset {opset}");
     }
     // Opset 18: only some axes, with a constant value.
     let m = Model::new(18)
@@ -471,8 +471,8 @@ fn unsupported_ops_are_listed_at_once() {
     assert_eq!(got, [("a_node", "Sigmoid", "", 13), ("c_node", "Tanh", "", 13), ("d_node", "MyOp", "com.example", 3)]);
     let text = e.to_string();
     assert!(text.starts_with("3 unsupported op(s)") && text.contains("node 'c_node': op Tanh (ai.onnx opset 13)"), "{text}");
-    // Opsets outside 7..=28 are listed too.
-    m.opset = 6;
+    // Too old an opset for an op whose schema changed since (Relu-1 before 6) is listed too.
+    m.opset = 5;
     let Error::Unsupported(list) = m.import().unwrap_err() else { panic!() };
     assert_eq!(list.len(), 5);
 }

@@ -22,7 +22,7 @@ use prost::Message;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 
-pub use builder::{MAX_OPSET, MIN_OPSET};
+pub use builder::MAX_OPSET;
 
 /// How to import: values for symbolic dimensions and the limits that protect the machine.
 #[derive(Clone, Debug)]

@@ -17,9 +17,8 @@ use crate::error::{Error, Result, UnsupportedOp};
 use crate::graph::shape::{fmt, infer_node, infer_shapes};
 use crate::graph::{Graph, ModelMeta, Op, TensorId};
 
-/// Supported opsets of the default domain. 7 is where today's broadcasting and attribute
-/// forms begin; the versions after 21 only widen type lists for the ops we import.
-pub const MIN_OPSET: i64 = 7;
+/// The newest supported opset of the default domain: the versions after 21 only widen the
+/// type lists of the ops we import. The oldest is per op (`ops::min_opset`, 7 at the latest).
 pub const MAX_OPSET: i64 = 28;
 
 /// What a name of the ONNX graph stands for during import.
@@ -206,7 +205,10 @@ impl<'a> Importer<'a> {
             };
             let et = t.elem_type.unwrap_or(0);
             if et != DataType::Float as i32 {
-                return Err(Error::Invalid(format!("graph input '{name}' has element type {}; mobilenetc computes in float32 only", dtype_name(et))));
+                return Err(Error::Invalid(format!(
+                    "graph input '{name}' has element type {}; runtime inputs must be float32 (integer operands such as shapes and pads must be initializers)",
+                    dtype_name(et)
+                )));
             }
             let Some(shape) = &t.shape else {
                 return Err(Error::Invalid(format!("graph input '{name}' declares no shape; re-export the model with input shapes")));
@@ -310,7 +312,7 @@ impl<'a> Importer<'a> {
             None | Some("ai.onnx") => "",
             Some(d) => d,
         };
-        let known = domain.is_empty() && ops::is_known(op) && (MIN_OPSET..=MAX_OPSET).contains(&n.opset);
+        let known = domain.is_empty() && ops::is_known(op) && (ops::min_opset(op)..=MAX_OPSET).contains(&n.opset);
         let blocked = n.proto.input.iter().any(|i| matches!(self.values.get(i), Some(Value::Unknown)));
         if known && !blocked && ops::convert(self, n)? {
             return Ok(());

@@ -29,6 +29,24 @@ pub fn is_known(op: &str) -> bool {
     IR_OPS.contains(&op) || FOLD_OPS.contains(&op)
 }
 
+/// The earliest opset whose schema of `op` is the one in force at opset 7 (its `since_version`
+/// there): older models of an op that has not changed since are read the same way, while older
+/// schemas that differ (Relu-1's consumed_inputs, Cast-1's string `to`, Reshape-1's shape
+/// attribute) are refused as unsupported.
+pub fn min_opset(op: &str) -> i64 {
+    match op {
+        "Conv" | "GlobalAveragePool" | "AveragePool" | "MaxPool" | "Flatten" | "MatMul" | "Softmax" | "Identity" | "Transpose" | "Constant" | "Shape" | "Gather" | "Unsqueeze" | "Squeeze" | "Slice" => 1,
+        "Pad" => 2,
+        "Concat" => 4,
+        "Reshape" => 5,
+        // Version 6 of these differs from 7 only by legacy attributes read below
+        // (BatchNorm/Dropout is_test, Gemm/Add/Sub/Mul broadcast and axis).
+        "Relu" | "Clip" | "Cast" | "BatchNormalization" | "Dropout" | "Gemm" | "Add" | "Sub" | "Mul" => 6,
+        "ConstantOfShape" => 9,
+        _ => 7,
+    }
+}
+
 /// The i-th input's name, None when absent or empty (an omitted optional input).
 fn arg(n: &FlatNode, i: usize) -> Option<&str> {
     n.proto.input.get(i).map(String::as_str).filter(|s| !s.is_empty())
@@ -111,7 +129,7 @@ pub fn convert(im: &mut Importer, n: &FlatNode) -> Result<bool> {
         "Dropout" => dropout(im, n, &a, &y)?,
         "Pad" => pad(im, n, &a, &y)?,
         "Gemm" => {
-            a.allow(&["alpha", "beta", "transA", "transB"])?;
+            a.allow(if n.opset < 7 { &["alpha", "beta", "transA", "transB", "broadcast"] } else { &["alpha", "beta", "transA", "transB"] })?;
             let attrs = GemmAttrs { alpha: a.float_or("alpha", 1.0)?, beta: a.float_or("beta", 1.0)?, trans_a: a.flag("transA", false)?, trans_b: a.flag("transB", false)?, activation: Activation::None };
             let mut ins = vec![im.tensor(n, need(n, 0, "A")?)?, im.tensor(n, need(n, 1, "B")?)?];
             if let Some(c) = arg(n, 2) {
@@ -119,6 +137,7 @@ pub fn convert(im: &mut Importer, n: &FlatNode) -> Result<bool> {
             }
             im.emit(&n.name, Op::Gemm(attrs), ins, &y)?;
         }
+        "Add" | "Sub" | "Mul" if n.opset < 7 => legacy_binary(im, n, &a, &y)?,
         "Relu" | "GlobalAveragePool" | "Identity" | "MatMul" | "Add" | "Sub" | "Mul" => {
             a.allow(&[])?;
             let (ir, arity) = match op {
@@ -384,8 +403,43 @@ fn pool(im: &mut Importer, n: &FlatNode, a: &Attrs, y: &str) -> Result<()> {
     Ok(())
 }
 
+/// Add/Sub/Mul before opset 7: with `broadcast=1`, B's dims line up with A's from `axis` on
+/// (suffix when absent). A reshape of B that appends 1-dims turns that into numpy broadcasting.
+fn legacy_binary(im: &mut Importer, n: &FlatNode, a: &Attrs, y: &str) -> Result<()> {
+    a.allow(&["broadcast", "axis"])?;
+    let (an, bn) = (need(n, 0, "A")?, need(n, 1, "B")?);
+    let (sa, sb) = (im.shape_of(n, an)?, im.shape_of(n, bn)?);
+    let (x, mut b) = (im.tensor(n, an)?, im.tensor(n, bn)?);
+    if a.flag("broadcast", false)? {
+        if let Some(axis) = a.int("axis")? {
+            let ax = if axis < 0 { axis + sa.len() as i64 } else { axis };
+            if ax < 0 || ax as usize + sb.len() > sa.len() {
+                return Err(err(n, format!("B {} cannot be aligned with A {} at axis {axis}", fmt(&sb), fmt(&sa))));
+            }
+            let trailing = sa.len() - ax as usize - sb.len();
+            if trailing > 0 {
+                let shape = sb.iter().map(|&d| d as i64).chain(std::iter::repeat_n(1, trailing)).collect();
+                let name = im.fresh(&format!("{bn}/aligned"));
+                b = im.emit(&format!("{}/align", n.name), Op::Reshape { shape, allowzero: false }, vec![b], &name)?;
+            }
+        }
+    } else if sa != sb {
+        return Err(err(n, format!("A {} and B {} differ and broadcast is 0", fmt(&sa), fmt(&sb))));
+    }
+    let op = match op_of(n) {
+        "Add" => Op::Add,
+        "Sub" => Op::Sub,
+        _ => Op::Mul,
+    };
+    im.emit(&n.name, op, vec![x, b], y)?;
+    Ok(())
+}
+
 fn batch_norm(im: &mut Importer, n: &FlatNode, a: &Attrs, y: &str) -> Result<()> {
-    a.allow(&["epsilon", "momentum", "spatial", "training_mode"])?;
+    a.allow(&["epsilon", "momentum", "spatial", "training_mode", "is_test"])?;
+    if n.opset < 7 && !a.flag("is_test", false)? {
+        return Err(err(n, "is_test=0 normalizes with batch statistics; mobilenetc imports the inference form (export the model in eval mode)"));
+    }
     if n.opset < 9 && !a.flag("spatial", true)? {
         return Err(err(n, "spatial=0 (per-element statistics) is not supported; only per-channel BatchNorm is"));
     }
@@ -458,7 +512,8 @@ fn softmax(im: &mut Importer, n: &FlatNode, a: &Attrs, y: &str) -> Result<()> {
 fn dropout(im: &mut Importer, n: &FlatNode, a: &Attrs, y: &str) -> Result<()> {
     first_output_only(im, n, "mask")?;
     let ratio = if n.opset < 12 {
-        a.allow(&["ratio"])?;
+        // is_test (opset 6) only says whether the training graph drops: inference never does.
+        a.allow(&["ratio", "is_test"])?;
         a.float_or("ratio", 0.5)? as f64
     } else {
         a.allow(&["seed"])?;

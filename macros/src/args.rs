@@ -181,11 +181,11 @@ mod tests {
         assert!(matches!(&a.source, Source::File(p) if p.value() == "models/m.onnx"));
         assert_eq!(a.batch.map(|b| b.0), Some(4));
         let b = syn::parse_str::<ModelArgs>("SeedNet, mobilenet_v1(alpha = 0.5, resolution = 32, classes = 10, seed = 7,)").unwrap();
-        match b.source {
-            Source::MobileNet(m, _) => assert_eq!(m, MobileNetArgs { alpha: 0.5, resolution: 32, classes: 10, channels: 3, seed: 7 }),
+        match &b.source {
+            Source::MobileNet(m, _) => assert_eq!(*m, MobileNetArgs { alpha: 0.5, resolution: 32, classes: 10, channels: 3, seed: 7 }),
             _ => panic!("expected the constructor form"),
         }
-        assert_eq!(b.batch, None);
+        assert!(b.batch.is_none());
         assert_eq!(b.invocation(), "include_model!(SeedNet, mobilenet_v1(alpha = 0.5, resolution = 32, classes = 10, channels = 3, seed = 7))");
         let c = syn::parse_str::<ModelArgs>("N, mobilenet_v1(alpha = 1, resolution = 224, classes = 1000),").unwrap();
         assert!(matches!(c.source, Source::MobileNet(MobileNetArgs { alpha, .. }, _) if alpha == 1.0));

@@ -29,7 +29,7 @@ impl Weights {
     /// Borrows static little-endian f32 bytes without copying when they are 4-byte aligned
     /// and the target is little-endian; otherwise decodes a copy (same values either way).
     pub fn from_static(bytes: &'static [u8]) -> Weights {
-        if cfg!(target_endian = "little") && bytes.len() % 4 == 0 {
+        if cfg!(target_endian = "little") && bytes.len().is_multiple_of(4) {
             // SAFETY: every bit pattern is a valid f32, and `align_to` only puts correctly
             // aligned, whole f32s in the middle slice.
             let (head, floats, tail) = unsafe { bytes.align_to::<f32>() };

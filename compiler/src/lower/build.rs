@@ -523,7 +523,7 @@ impl<'g> Builder<'g> {
             Some(t) => GemmC::from_shape(g.shape(t), m, n).map_err(|e| err(e.to_string()))?,
             None => GemmC::None,
         };
-        let c_const = c.map_or(true, |t| g.is_constant(t));
+        let c_const = c.is_none_or(|t| g.is_constant(t));
         // The FC layer of a CNN: a plain dense layer with a fused bias.
         let dense_ok = !a.trans_a && a.alpha == 1.0 && g.is_constant(w) && c_const && (c_kind == GemmC::None || (c_kind == GemmC::Row && a.beta == 1.0));
         let xa = self.operand(x, Layout::RowMajor)?;

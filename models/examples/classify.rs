@@ -9,7 +9,7 @@ use mobilenetc_models::{MobileNet224, SeedNet};
 
 /// A smooth pattern in [0, 1] (no image needed): the same input every run.
 fn pattern(len: usize) -> Vec<f32> {
-    (0..len).map(|i| ((i as f32 * 0.011).sin() * 0.5 + 0.5)).collect()
+    (0..len).map(|i| (i as f32 * 0.011).sin() * 0.5 + 0.5).collect()
 }
 
 fn top5(scores: &[f32]) -> String {

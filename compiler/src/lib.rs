@@ -14,3 +14,6 @@ pub mod schedule;
 
 pub use error::{Error, Result};
 pub use mobilenetc_runtime as runtime;
+pub mod lower;
+pub mod exec;
+pub mod codegen;

@@ -12,6 +12,7 @@
 pub mod atomic;
 pub mod data;
 pub mod kernels;
+pub mod model;
 pub mod npy;
 pub mod onnx;
 pub mod optim;

@@ -17,8 +17,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::error::Error;
 use crate::graph::mobilenet::{MobileNetConfig, Variant};
 
+pub mod build;
 pub mod inspect;
 pub mod new;
+pub mod run;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,6 +41,8 @@ pub struct Cli {
 pub enum Command {
     New(new::Args),
     Inspect(inspect::Args),
+    Build(build::Args),
+    Run(run::Args),
 }
 
 impl Command {
@@ -46,6 +50,8 @@ impl Command {
         match self {
             Command::New(a) => new::run(a),
             Command::Inspect(a) => inspect::run(a),
+            Command::Build(a) => build::run(a),
+            Command::Run(a) => run::run(a),
         }
     }
 }

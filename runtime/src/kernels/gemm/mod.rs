@@ -1,0 +1,190 @@
+//! The packed matrix product: C[m, n] = act(A[m, k] · B[k, n] + bias[n]).
+//!
+//! This is the engine behind pointwise convolutions (95% of MobileNet's work), the general conv
+//! (after im2col), dense layers and ONNX Gemm/MatMul.
+//!
+//! - B (the weights) is packed once into column panels of [`NR`] = 16: panel `p` holds columns
+//!   `16p..16p+16` for every `k`, as `k`-major rows of 16 (zero-padded past `n`). The layout is
+//!   the same for every ISA, so weights packed at compile time run on any micro-kernel.
+//! - A is read in place (row stride `lda`, unit column stride): for a pointwise conv in NHWC it
+//!   is the activation itself, so no copy is made.
+//! - A micro-kernel computes an `R × (16·V)` register tile over the whole `k` range (or one
+//!   chunk of it), starting from the bias (first chunk) or from C (later chunks), and applies the
+//!   activation on the registers before the one store (last chunk).
+//! - Tiles are swept row-block outer, panel inner, within column blocks sized so the B block
+//!   stays in L2; the A rows of a tile stay in L1 across the panels.
+
+mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx512;
+
+use super::isa::{self, Isa};
+use super::threads::{split_rows, SendPtr};
+use super::Act;
+
+/// Panel width of packed B (columns per panel), fixed for every ISA.
+pub const NR: usize = 16;
+
+/// `x` rounded up to a multiple of `m`.
+pub const fn round_up(x: usize, m: usize) -> usize {
+    x.div_ceil(m) * m
+}
+
+/// Length of B `[k, n]` once packed.
+pub const fn packed_len(k: usize, n: usize) -> usize {
+    k * round_up(n, NR)
+}
+
+/// Packs B given element-wise (`b(kk, j)` = B[kk, j]) into panels; `out.len() == packed_len(k, n)`.
+pub fn pack_into(k: usize, n: usize, b: impl Fn(usize, usize) -> f32, out: &mut [f32]) {
+    assert_eq!(out.len(), packed_len(k, n), "packed B length");
+    let panels = n.div_ceil(NR);
+    for p in 0..panels {
+        let panel = &mut out[p * k * NR..(p + 1) * k * NR];
+        for kk in 0..k {
+            for jj in 0..NR {
+                let j = p * NR + jj;
+                panel[kk * NR + jj] = if j < n { b(kk, j) } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// Packs a row-major B: `[k, n]`, or `[n, k]` when `trans` (ONNX Gemm's `transB`).
+pub fn pack(k: usize, n: usize, b: &[f32], trans: bool) -> Vec<f32> {
+    assert_eq!(b.len(), k * n, "B length");
+    let mut out = vec![0.0; packed_len(k, n)];
+    if trans {
+        pack_into(k, n, |kk, j| b[j * k + kk], &mut out);
+    } else {
+        pack_into(k, n, |kk, j| b[kk * n + j], &mut out);
+    }
+    out
+}
+
+/// One call of the tile sweep (raw pointers: the callers check bounds once, at entry).
+///
+/// Rows `0..m` of A start at `a` (row stride `lda`), C rows at `c` (row stride `ldc`); B's
+/// panels start at `b` (already offset to the first `k` of this chunk) with `panel_stride`
+/// floats between panels; `kc` is the depth of this chunk.
+#[derive(Clone, Copy)]
+pub(crate) struct Mm {
+    pub m: usize,
+    pub n: usize,
+    pub kc: usize,
+    pub a: *const f32,
+    pub lda: usize,
+    pub b: *const f32,
+    pub panel_stride: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// Added when `first` (null: zeros); length ≥ n.
+    pub bias: *const f32,
+    /// Applied when `last`.
+    pub act: Act,
+    /// Start from the bias (true) or accumulate onto C (false).
+    pub first: bool,
+    /// Apply the activation (the last chunk of k).
+    pub last: bool,
+}
+
+/// Bytes of B kept hot in L2 per column block.
+const L2_BLOCK_BYTES: usize = 512 * 1024;
+
+/// Runs the tile sweep on `isa`.
+///
+/// # Safety
+/// The pointers in `mm` must cover the ranges described on [`Mm`], and `isa` must be supported.
+#[inline]
+pub(crate) unsafe fn run_mm(isa: Isa, mm: &Mm) {
+    if mm.m == 0 || mm.n == 0 {
+        return;
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => x86_avx512::sweep(mm),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => x86_avx2::sweep(mm),
+        _ => portable::sweep(mm),
+    }
+}
+
+/// The loop nest shared by every ISA: column blocks that fit L2, then row tiles of `mr`, then
+/// groups of up to `nv` panels. `tile(i0, rows, panel, panels)` computes one register tile.
+#[inline(always)]
+pub(crate) fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl FnMut(usize, usize, usize, usize)) {
+    let panels = mm.n.div_ceil(NR);
+    let panel_bytes = mm.kc.max(1) * NR * 4;
+    let block = (L2_BLOCK_BYTES / panel_bytes).max(nv) / nv * nv;
+    let mut pb = 0;
+    while pb < panels {
+        let pend = (pb + block).min(panels);
+        let mut i0 = 0;
+        while i0 < mm.m {
+            let rows = mr.min(mm.m - i0);
+            let mut p = pb;
+            while p < pend {
+                let v = nv.min(pend - p);
+                tile(i0, rows, p, v);
+                p += v;
+            }
+            i0 += rows;
+        }
+        pb = pend;
+    }
+}
+
+/// C = act(A·B + bias) for a packed B, on the current ISA, split over `threads` by rows.
+///
+/// `a`: rows of A with stride `lda` (≥ k); `c`: rows of C with stride `ldc` (≥ n);
+/// `bias`: length n or `None` for zeros.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    packed_b: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    assert!(lda >= k && ldc >= n, "matmul: strides smaller than the rows");
+    assert_eq!(packed_b.len(), packed_len(k, n), "matmul: packed B length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * lda + k, "matmul: A too short");
+    assert!(c.len() >= (m - 1) * ldc + n, "matmul: C too short");
+    if let Some(b) = bias {
+        assert!(b.len() >= n, "matmul: bias shorter than n");
+    }
+    let isa = isa::current();
+    let cp = SendPtr(c.as_mut_ptr());
+    let ap = a.as_ptr() as usize;
+    let bias_p = bias.map_or(std::ptr::null(), |b| b.as_ptr()) as usize;
+    split_rows(m, threads, |r| {
+        let mm = Mm {
+            m: r.len(),
+            n,
+            kc: k,
+            a: unsafe { (ap as *const f32).add(r.start * lda) },
+            lda,
+            b: packed_b.as_ptr(),
+            panel_stride: k * NR,
+            c: unsafe { { cp }.0.add(r.start * ldc) },
+            ldc,
+            bias: bias_p as *const f32,
+            act,
+            first: true,
+            last: true,
+        };
+        // SAFETY: bounds were checked above; each part writes its own rows of C.
+        unsafe { run_mm(isa, &mm) };
+    });
+}

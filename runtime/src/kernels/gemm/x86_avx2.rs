@@ -1,0 +1,100 @@
+//! AVX2+FMA micro-kernels: tiles of up to 6 rows × 16 columns (one B panel as two ymm halves,
+//! 12 ymm accumulators).
+
+use std::arch::x86_64::*;
+
+use super::{sweep_with, Mm, NR};
+use crate::kernels::Act;
+
+/// Rows per full register tile.
+pub(crate) const MR: usize = 6;
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn sweep(mm: &Mm) {
+    sweep_with(mm, MR, 1, |i0, rows, p, _| match rows {
+        6 => tile::<6>(mm, i0, p),
+        5 => tile::<5>(mm, i0, p),
+        4 => tile::<4>(mm, i0, p),
+        3 => tile::<3>(mm, i0, p),
+        2 => tile::<2>(mm, i0, p),
+        _ => tile::<1>(mm, i0, p),
+    });
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile<const R: usize>(mm: &Mm, i0: usize, p: usize) {
+    let cols = (mm.n - p * NR).min(NR) as i32;
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // Lane masks (sign bit set where the column exists) for the two 8-wide halves.
+    let masks = [
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane),
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane),
+    ];
+    let full = cols as usize == NR;
+    let a = mm.a.add(i0 * mm.lda);
+    let b = mm.b.add(p * mm.panel_stride);
+    let c = mm.c.add(i0 * mm.ldc + p * NR);
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    if mm.first {
+        if !mm.bias.is_null() {
+            for h in 0..2 {
+                let bv = _mm256_maskload_ps(mm.bias.add(p * NR + h * 8), masks[h]);
+                for row in acc.iter_mut() {
+                    row[h] = bv;
+                }
+            }
+        }
+    } else {
+        for (r, row) in acc.iter_mut().enumerate() {
+            for h in 0..2 {
+                row[h] = _mm256_maskload_ps(c.add(r * mm.ldc + h * 8), masks[h]);
+            }
+        }
+    }
+    let mut rows = [a; R];
+    for (r, ptr) in rows.iter_mut().enumerate() {
+        *ptr = a.add(r * mm.lda);
+    }
+    for kk in 0..mm.kc {
+        let bk = b.add(kk * NR);
+        let b0 = _mm256_loadu_ps(bk);
+        let b1 = _mm256_loadu_ps(bk.add(8));
+        for r in 0..R {
+            let av = _mm256_broadcast_ss(&*rows[r].add(kk));
+            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    if mm.last {
+        match mm.act {
+            Act::None => {}
+            Act::Relu => {
+                let z = _mm256_setzero_ps();
+                for row in acc.iter_mut() {
+                    for x in row.iter_mut() {
+                        *x = _mm256_max_ps(*x, z);
+                    }
+                }
+            }
+            Act::Clip { min, max } => {
+                let (lo, hi) = (_mm256_set1_ps(min), _mm256_set1_ps(max));
+                for row in acc.iter_mut() {
+                    for x in row.iter_mut() {
+                        *x = _mm256_min_ps(_mm256_max_ps(*x, lo), hi);
+                    }
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for h in 0..2 {
+            let dst = c.add(r * mm.ldc + h * 8);
+            if full {
+                _mm256_storeu_ps(dst, row[h]);
+            } else {
+                _mm256_maskstore_ps(dst, masks[h], row[h]);
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! AVX-512F micro-kernels: tiles of up to 12 rows × 32 columns (two B panels, 24 zmm
+//! accumulators); A elements are broadcast straight from memory into the FMAs.
+
+use std::arch::x86_64::*;
+
+use super::{sweep_with, Mm, NR};
+use crate::kernels::Act;
+
+/// Rows per full register tile.
+pub(crate) const MR: usize = 12;
+/// Panels (16 columns each) per full register tile.
+pub(crate) const NV: usize = 2;
+
+macro_rules! dispatch {
+    ($mm:expr, $i0:expr, $rows:expr, $p:expr, $v:expr; $($r:literal)*) => {
+        match ($rows, $v) {
+            $( ($r, 2) => tile::<$r, 2>($mm, $i0, $p), ($r, _) => tile::<$r, 1>($mm, $i0, $p), )*
+            _ => unreachable!(),
+        }
+    };
+}
+
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn sweep(mm: &Mm) {
+    sweep_with(mm, MR, NV, |i0, rows, p, v| {
+        dispatch!(mm, i0, rows, p, v; 1 2 3 4 5 6 7 8 9 10 11 12)
+    });
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile<const R: usize, const V: usize>(mm: &Mm, i0: usize, p: usize) {
+    let cols = mm.n - p * NR;
+    let mut masks = [0xffffu16; V];
+    for (v, m) in masks.iter_mut().enumerate() {
+        let cv = cols.saturating_sub(v * NR).min(NR);
+        *m = ((1u32 << cv) - 1) as u16;
+    }
+    let a = mm.a.add(i0 * mm.lda);
+    let b = mm.b.add(p * mm.panel_stride);
+    let c = mm.c.add(i0 * mm.ldc + p * NR);
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    if mm.first {
+        if !mm.bias.is_null() {
+            for v in 0..V {
+                let bv = _mm512_maskz_loadu_ps(masks[v], mm.bias.add(p * NR + v * NR));
+                for row in acc.iter_mut() {
+                    row[v] = bv;
+                }
+            }
+        }
+    } else {
+        for (r, row) in acc.iter_mut().enumerate() {
+            for v in 0..V {
+                row[v] = _mm512_maskz_loadu_ps(masks[v], c.add(r * mm.ldc + v * NR));
+            }
+        }
+    }
+    let mut rows = [a; R];
+    for (r, ptr) in rows.iter_mut().enumerate() {
+        *ptr = a.add(r * mm.lda);
+    }
+    let ps = mm.panel_stride;
+    for kk in 0..mm.kc {
+        let bk = b.add(kk * NR);
+        let mut bv = [_mm512_setzero_ps(); V];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = _mm512_loadu_ps(bk.add(v * ps));
+        }
+        for r in 0..R {
+            let av = _mm512_set1_ps(*rows[r].add(kk));
+            for v in 0..V {
+                acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+            }
+        }
+    }
+    if mm.last {
+        match mm.act {
+            Act::None => {}
+            Act::Relu => {
+                let z = _mm512_setzero_ps();
+                for row in acc.iter_mut() {
+                    for x in row.iter_mut() {
+                        *x = _mm512_max_ps(*x, z);
+                    }
+                }
+            }
+            Act::Clip { min, max } => {
+                let (lo, hi) = (_mm512_set1_ps(min), _mm512_set1_ps(max));
+                for row in acc.iter_mut() {
+                    for x in row.iter_mut() {
+                        *x = _mm512_min_ps(_mm512_max_ps(*x, lo), hi);
+                    }
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for v in 0..V {
+            _mm512_mask_storeu_ps(c.add(r * mm.ldc + v * NR), masks[v], row[v]);
+        }
+    }
+}

@@ -9,5 +9,6 @@
 
 pub mod data;
 pub mod kernels;
+pub mod loss;
 pub mod onnx;
 pub mod optim;

@@ -303,30 +303,49 @@ impl Conv2d {
     }
 
     /// Fills `dst` (`cnt` rows × `kc`) with the patch columns `k0..k0+kc` of output pixels
-    /// `p..p+cnt` (flattened over n·oh·ow) for group `g`; padding reads as zero.
+    /// `p..p+cnt` (flattened over n·oh·ow, all in one image) for group `g`; padding reads as
+    /// zero.
     #[allow(clippy::too_many_arguments)]
     fn im2col(&self, input: &[f32], g: usize, p: usize, cnt: usize, k0: usize, kc: usize, dst: &mut [f32]) {
         let cig = self.cin_g();
-        for r in 0..cnt {
-            let q = p + r;
-            let (b, rem) = (q / (self.oh * self.ow), q % (self.oh * self.ow));
-            let (oy, ox) = (rem / self.ow, rem % self.ow);
-            let row = &mut dst[r * kc..(r + 1) * kc];
-            let mut k = k0;
-            while k < k0 + kc {
-                let (tap, ci) = (k / cig, k % cig);
-                let len = (cig - ci).min(k0 + kc - k);
-                let seg = &mut row[k - k0..k - k0 + len];
+        let taps = (k0 / cig)..(k0 + kc).div_ceil(cig);
+        let per_img = self.oh * self.ow;
+        let (b, rem) = (p / per_img, p % per_img);
+        let (mut oy, mut ox) = (rem / self.ow, rem % self.ow);
+        let img = &input[b * self.h * self.w * self.c_in..(b + 1) * self.h * self.w * self.c_in];
+        for row in dst.chunks_exact_mut(kc).take(cnt) {
+            for tap in taps.clone() {
+                // The part of this tap's channels inside the chunk.
+                let lo = (tap * cig).max(k0);
+                let hi = ((tap + 1) * cig).min(k0 + kc);
+                let seg = &mut row[lo - k0..hi - k0];
                 let iy = (oy * self.sh + (tap / self.kw) * self.dh) as isize - self.pad_top as isize;
                 let ix = (ox * self.sw + (tap % self.kw) * self.dw) as isize - self.pad_left as isize;
                 if iy >= 0 && ix >= 0 && (iy as usize) < self.h && (ix as usize) < self.w {
-                    let base = ((b * self.h + iy as usize) * self.w + ix as usize) * self.c_in + g * cig + ci;
-                    seg.copy_from_slice(&input[base..base + len]);
+                    let base = (iy as usize * self.w + ix as usize) * self.c_in + g * cig + (lo - tap * cig);
+                    copy_short(seg, &img[base..base + (hi - lo)]);
                 } else {
                     seg.fill(0.0);
                 }
-                k += len;
+            }
+            ox += 1;
+            if ox == self.ow {
+                ox = 0;
+                oy += 1;
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` without a `memcpy` call for the few-channel segments of im2col
+/// (a first conv copies 3 floats per tap).
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    match dst.len() {
+        1 => dst[0] = src[0],
+        2 => dst.copy_from_slice(&src[..2]),
+        3 => dst.copy_from_slice(&src[..3]),
+        4 => dst.copy_from_slice(&src[..4]),
+        _ => dst.copy_from_slice(src),
     }
 }

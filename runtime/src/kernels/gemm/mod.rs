@@ -92,6 +92,36 @@ pub(crate) struct Mm {
 
 /// Bytes of B kept hot in L2 per column block.
 const L2_BLOCK_BYTES: usize = 512 * 1024;
+/// A row stride (floats) from which the rows of an A tile are packed first: at ≥ 2 KiB the
+/// rows of a tile fall into few L1 sets (4 KiB aliasing at K = 1024 cost 8× here).
+const PACK_MIN_LDA: usize = 512;
+/// k chunk of the packed path (the packed A tile, 12 × 256 floats, stays in L1).
+const KC_PACK: usize = 256;
+/// The most rows any micro-kernel takes.
+const MR_MAX: usize = 12;
+
+/// One register tile's operands, as the sweep hands them to a micro-kernel.
+pub(crate) struct Tile {
+    /// A rows of the tile: in place (row stride `lda`, unit k stride) or, when `packed`,
+    /// k-major (`a[kk·rows + r]`).
+    pub a: *const f32,
+    pub lda: usize,
+    pub packed: bool,
+    pub kc: usize,
+    /// The first B panel of the tile at this k chunk; further panels `panel_stride` apart.
+    pub b: *const f32,
+    pub panel_stride: usize,
+    /// C at the tile's corner.
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// Columns that exist from the tile's first column on (may exceed the tile's width).
+    pub cols: usize,
+    /// Bias at the tile's first column, or null.
+    pub bias: *const f32,
+    pub act: Act,
+    pub first: bool,
+    pub last: bool,
+}
 
 /// Runs the tile sweep on `isa`.
 ///
@@ -111,28 +141,70 @@ pub(crate) unsafe fn run_mm(isa: Isa, mm: &Mm) {
     }
 }
 
-/// The loop nest shared by every ISA: column blocks that fit L2, then row tiles of `mr`, then
-/// groups of up to `nv` panels. `tile(i0, rows, panel, panels)` computes one register tile.
+/// The loop nest shared by every ISA: k chunks (packed path), column blocks that fit L2, row
+/// tiles of `mr` (packed into a stack buffer on the packed path), then groups of up to `nv`
+/// panels. `tile(t, rows, panels)` computes one register tile.
 #[inline(always)]
-pub(crate) fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl FnMut(usize, usize, usize, usize)) {
+pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl FnMut(&Tile, usize, usize)) {
+    debug_assert!(mr <= MR_MAX);
     let panels = mm.n.div_ceil(NR);
-    let panel_bytes = mm.kc.max(1) * NR * 4;
-    let block = (L2_BLOCK_BYTES / panel_bytes).max(nv) / nv * nv;
-    let mut pb = 0;
-    while pb < panels {
-        let pend = (pb + block).min(panels);
-        let mut i0 = 0;
-        while i0 < mm.m {
-            let rows = mr.min(mm.m - i0);
-            let mut p = pb;
-            while p < pend {
-                let v = nv.min(pend - p);
-                tile(i0, rows, p, v);
-                p += v;
+    let packed = mm.lda >= PACK_MIN_LDA && mm.kc > 0;
+    let kc_step = if packed { KC_PACK } else { mm.kc.max(1) };
+    let mut abuf = [0.0f32; MR_MAX * KC_PACK];
+    let mut k0 = 0;
+    loop {
+        let kc = kc_step.min(mm.kc - k0);
+        let first = mm.first && k0 == 0;
+        let last = mm.last && k0 + kc == mm.kc;
+        let panel_bytes = kc.max(1) * NR * 4;
+        let block = (L2_BLOCK_BYTES / panel_bytes).max(nv) / nv * nv;
+        let mut pb = 0;
+        while pb < panels {
+            let pend = (pb + block).min(panels);
+            let mut i0 = 0;
+            while i0 < mm.m {
+                let rows = mr.min(mm.m - i0);
+                let a_rows = mm.a.add(i0 * mm.lda + k0);
+                let a = if packed {
+                    for r in 0..rows {
+                        let src = a_rows.add(r * mm.lda);
+                        for kk in 0..kc {
+                            abuf[kk * rows + r] = *src.add(kk);
+                        }
+                    }
+                    abuf.as_ptr()
+                } else {
+                    a_rows
+                };
+                let mut p = pb;
+                while p < pend {
+                    let v = nv.min(pend - p);
+                    let t = Tile {
+                        a,
+                        lda: mm.lda,
+                        packed,
+                        kc,
+                        b: mm.b.add(p * mm.panel_stride + k0 * NR),
+                        panel_stride: mm.panel_stride,
+                        c: mm.c.add(i0 * mm.ldc + p * NR),
+                        ldc: mm.ldc,
+                        cols: mm.n - p * NR,
+                        bias: if mm.bias.is_null() { mm.bias } else { mm.bias.add(p * NR) },
+                        act: mm.act,
+                        first,
+                        last,
+                    };
+                    tile(&t, rows, v);
+                    p += v;
+                }
+                i0 += rows;
             }
-            i0 += rows;
+            pb = pend;
         }
-        pb = pend;
+        k0 += kc;
+        if k0 >= mm.kc {
+            break;
+        }
     }
 }
 

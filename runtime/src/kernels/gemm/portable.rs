@@ -1,62 +1,90 @@
 //! The portable micro-kernel: plain Rust over fixed-size arrays, written so LLVM vectorizes the
 //! 16-wide column loop for whatever the target offers (SSE2 on baseline x86-64, NEON on aarch64).
 
-use super::{sweep_with, Mm, NR};
+use super::{sweep_with, Mm, Tile, NR};
 use crate::kernels::Act;
 
 /// Rows per register tile.
 pub(crate) const MR: usize = 4;
 
+type Row = [f32; NR];
+
 pub(crate) unsafe fn sweep(mm: &Mm) {
-    sweep_with(mm, MR, 1, |i0, rows, p, _| match rows {
-        4 => tile::<4>(mm, i0, p),
-        3 => tile::<3>(mm, i0, p),
-        2 => tile::<2>(mm, i0, p),
-        _ => tile::<1>(mm, i0, p),
+    sweep_with(mm, MR, 1, |t, rows, _| match (rows, t.packed) {
+        (4, false) => tile::<4, false>(t),
+        (3, false) => tile::<3, false>(t),
+        (2, false) => tile::<2, false>(t),
+        (_, false) => tile::<1, false>(t),
+        (4, true) => tile::<4, true>(t),
+        (3, true) => tile::<3, true>(t),
+        (2, true) => tile::<2, true>(t),
+        (_, true) => tile::<1, true>(t),
     });
 }
 
+/// `acc += a · b`, lane-wise (a separate function so each row's update vectorizes on its own).
 #[inline(always)]
-unsafe fn tile<const R: usize>(mm: &Mm, i0: usize, p: usize) {
-    let cols = (mm.n - p * NR).min(NR);
-    let a = mm.a.add(i0 * mm.lda);
-    let b = mm.b.add(p * mm.panel_stride);
-    let c = mm.c.add(i0 * mm.ldc + p * NR);
+fn axpy(acc: &mut Row, a: f32, b: &Row) {
+    for j in 0..NR {
+        acc[j] += a * b[j];
+    }
+}
+
+/// `R` rows × one panel; `P`: A is packed k-major (`a[kk·R + r]`).
+#[inline(always)]
+unsafe fn tile<const R: usize, const P: bool>(t: &Tile) {
+    let cols = t.cols.min(NR);
+    let c = t.c;
     let mut acc = [[0.0f32; NR]; R];
-    if mm.first {
-        if !mm.bias.is_null() {
+    if t.first {
+        if !t.bias.is_null() {
             let mut bv = [0.0f32; NR];
             for (j, x) in bv.iter_mut().enumerate().take(cols) {
-                *x = *mm.bias.add(p * NR + j);
+                *x = *t.bias.add(j);
             }
             acc = [bv; R];
         }
     } else {
         for (r, row) in acc.iter_mut().enumerate() {
             for (j, x) in row.iter_mut().enumerate().take(cols) {
-                *x = *c.add(r * mm.ldc + j);
+                *x = *c.add(r * t.ldc + j);
             }
         }
     }
-    for kk in 0..mm.kc {
-        let bv: &[f32; NR] = &*(b.add(kk * NR) as *const [f32; NR]);
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = *a.add(r * mm.lda + kk);
-            for j in 0..NR {
-                row[j] += av * bv[j];
-            }
+    // Four named accumulators (not an indexed array) so LLVM keeps each in vector registers;
+    // the `R > i` tests are compile-time constants.
+    let [mut a0, mut a1, mut a2, mut a3] = [[0.0f32; NR]; 4];
+    let rows = [&mut a0, &mut a1, &mut a2, &mut a3];
+    for (dst, src) in rows.into_iter().zip(acc.iter()) {
+        *dst = *src;
+    }
+    let at = |kk: usize, r: usize| if P { *t.a.add(kk * R + r) } else { *t.a.add(r * t.lda + kk) };
+    for kk in 0..t.kc {
+        let bv: &Row = &*(t.b.add(kk * NR) as *const Row);
+        axpy(&mut a0, at(kk, 0), bv);
+        if R > 1 {
+            axpy(&mut a1, at(kk, 1), bv);
+        }
+        if R > 2 {
+            axpy(&mut a2, at(kk, 2), bv);
+        }
+        if R > 3 {
+            axpy(&mut a3, at(kk, 3), bv);
         }
     }
-    if mm.last {
-        match mm.act {
+    for (dst, src) in acc.iter_mut().zip([a0, a1, a2, a3]) {
+        *dst = src;
+    }
+    if t.last {
+        match t.act {
             Act::None => {}
             act => acc.iter_mut().for_each(|row| act.apply_slice(row)),
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        let dst = c.add(r * mm.ldc);
+        let dst = c.add(r * t.ldc);
         if cols == NR {
-            (dst as *mut [f32; NR]).write_unaligned(*row);
+            (dst as *mut Row).write_unaligned(*row);
         } else {
             for (j, x) in row.iter().enumerate().take(cols) {
                 *dst.add(j) = *x;

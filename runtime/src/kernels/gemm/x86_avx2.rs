@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{sweep_with, Mm, NR};
+use super::{sweep_with, Mm, Tile, NR};
 use crate::kernels::Act;
 
 /// Rows per full register tile.
@@ -11,20 +11,27 @@ pub(crate) const MR: usize = 6;
 
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn sweep(mm: &Mm) {
-    sweep_with(mm, MR, 1, |i0, rows, p, _| match rows {
-        6 => tile::<6>(mm, i0, p),
-        5 => tile::<5>(mm, i0, p),
-        4 => tile::<4>(mm, i0, p),
-        3 => tile::<3>(mm, i0, p),
-        2 => tile::<2>(mm, i0, p),
-        _ => tile::<1>(mm, i0, p),
+    sweep_with(mm, MR, 1, |t, rows, _| match (rows, t.packed) {
+        (6, false) => tile::<6, false>(t),
+        (5, false) => tile::<5, false>(t),
+        (4, false) => tile::<4, false>(t),
+        (3, false) => tile::<3, false>(t),
+        (2, false) => tile::<2, false>(t),
+        (_, false) => tile::<1, false>(t),
+        (6, true) => tile::<6, true>(t),
+        (5, true) => tile::<5, true>(t),
+        (4, true) => tile::<4, true>(t),
+        (3, true) => tile::<3, true>(t),
+        (2, true) => tile::<2, true>(t),
+        (_, true) => tile::<1, true>(t),
     });
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile<const R: usize>(mm: &Mm, i0: usize, p: usize) {
-    let cols = (mm.n - p * NR).min(NR) as i32;
+/// `R` rows × one panel; `P`: A is packed k-major (`a[kk·R + r]`).
+unsafe fn tile<const R: usize, const P: bool>(t: &Tile) {
+    let cols = t.cols.min(NR) as i32;
     let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     // Lane masks (sign bit set where the column exists) for the two 8-wide halves.
     let masks = [
@@ -32,14 +39,12 @@ unsafe fn tile<const R: usize>(mm: &Mm, i0: usize, p: usize) {
         _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane),
     ];
     let full = cols as usize == NR;
-    let a = mm.a.add(i0 * mm.lda);
-    let b = mm.b.add(p * mm.panel_stride);
-    let c = mm.c.add(i0 * mm.ldc + p * NR);
+    let c = t.c;
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    if mm.first {
-        if !mm.bias.is_null() {
+    if t.first {
+        if !t.bias.is_null() {
             for h in 0..2 {
-                let bv = _mm256_maskload_ps(mm.bias.add(p * NR + h * 8), masks[h]);
+                let bv = _mm256_maskload_ps(t.bias.add(h * 8), masks[h]);
                 for row in acc.iter_mut() {
                     row[h] = bv;
                 }
@@ -48,26 +53,28 @@ unsafe fn tile<const R: usize>(mm: &Mm, i0: usize, p: usize) {
     } else {
         for (r, row) in acc.iter_mut().enumerate() {
             for h in 0..2 {
-                row[h] = _mm256_maskload_ps(c.add(r * mm.ldc + h * 8), masks[h]);
+                row[h] = _mm256_maskload_ps(c.add(r * t.ldc + h * 8), masks[h]);
             }
         }
     }
-    let mut rows = [a; R];
-    for (r, ptr) in rows.iter_mut().enumerate() {
-        *ptr = a.add(r * mm.lda);
+    let mut rows = [t.a; R];
+    if !P {
+        for (r, ptr) in rows.iter_mut().enumerate() {
+            *ptr = t.a.add(r * t.lda);
+        }
     }
-    for kk in 0..mm.kc {
-        let bk = b.add(kk * NR);
+    for kk in 0..t.kc {
+        let bk = t.b.add(kk * NR);
         let b0 = _mm256_loadu_ps(bk);
         let b1 = _mm256_loadu_ps(bk.add(8));
         for r in 0..R {
-            let av = _mm256_broadcast_ss(&*rows[r].add(kk));
+            let av = _mm256_broadcast_ss(&*if P { t.a.add(kk * R + r) } else { rows[r].add(kk) });
             acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
         }
     }
-    if mm.last {
-        match mm.act {
+    if t.last {
+        match t.act {
             Act::None => {}
             Act::Relu => {
                 let z = _mm256_setzero_ps();
@@ -89,7 +96,7 @@ unsafe fn tile<const R: usize>(mm: &Mm, i0: usize, p: usize) {
     }
     for (r, row) in acc.iter().enumerate() {
         for h in 0..2 {
-            let dst = c.add(r * mm.ldc + h * 8);
+            let dst = c.add(r * t.ldc + h * 8);
             if full {
                 _mm256_storeu_ps(dst, row[h]);
             } else {

@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{sweep_with, Mm, NR};
+use super::{sweep_with, Mm, Tile, NR};
 use crate::kernels::Act;
 
 /// Rows per full register tile.
@@ -12,9 +12,14 @@ pub(crate) const MR: usize = 12;
 pub(crate) const NV: usize = 2;
 
 macro_rules! dispatch {
-    ($mm:expr, $i0:expr, $rows:expr, $p:expr, $v:expr; $($r:literal)*) => {
-        match ($rows, $v) {
-            $( ($r, 2) => tile::<$r, 2>($mm, $i0, $p), ($r, _) => tile::<$r, 1>($mm, $i0, $p), )*
+    ($t:expr, $rows:expr, $v:expr; $($r:literal)*) => {
+        match ($rows, $v, $t.packed) {
+            $(
+                ($r, 2, false) => tile::<$r, 2, false>($t),
+                ($r, _, false) => tile::<$r, 1, false>($t),
+                ($r, 2, true) => tile::<$r, 2, true>($t),
+                ($r, _, true) => tile::<$r, 1, true>($t),
+            )*
             _ => unreachable!(),
         }
     };
@@ -22,28 +27,24 @@ macro_rules! dispatch {
 
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn sweep(mm: &Mm) {
-    sweep_with(mm, MR, NV, |i0, rows, p, v| {
-        dispatch!(mm, i0, rows, p, v; 1 2 3 4 5 6 7 8 9 10 11 12)
-    });
+    sweep_with(mm, MR, NV, |t, rows, v| dispatch!(t, rows, v; 1 2 3 4 5 6 7 8 9 10 11 12));
 }
 
+/// `R` rows × `V` panels; `P`: A is packed k-major (`a[kk·R + r]`).
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const R: usize, const V: usize>(mm: &Mm, i0: usize, p: usize) {
-    let cols = mm.n - p * NR;
+unsafe fn tile<const R: usize, const V: usize, const P: bool>(t: &Tile) {
     let mut masks = [0xffffu16; V];
     for (v, m) in masks.iter_mut().enumerate() {
-        let cv = cols.saturating_sub(v * NR).min(NR);
+        let cv = t.cols.saturating_sub(v * NR).min(NR);
         *m = ((1u32 << cv) - 1) as u16;
     }
-    let a = mm.a.add(i0 * mm.lda);
-    let b = mm.b.add(p * mm.panel_stride);
-    let c = mm.c.add(i0 * mm.ldc + p * NR);
+    let c = t.c;
     let mut acc = [[_mm512_setzero_ps(); V]; R];
-    if mm.first {
-        if !mm.bias.is_null() {
+    if t.first {
+        if !t.bias.is_null() {
             for v in 0..V {
-                let bv = _mm512_maskz_loadu_ps(masks[v], mm.bias.add(p * NR + v * NR));
+                let bv = _mm512_maskz_loadu_ps(masks[v], t.bias.add(v * NR));
                 for row in acc.iter_mut() {
                     row[v] = bv;
                 }
@@ -52,30 +53,32 @@ unsafe fn tile<const R: usize, const V: usize>(mm: &Mm, i0: usize, p: usize) {
     } else {
         for (r, row) in acc.iter_mut().enumerate() {
             for v in 0..V {
-                row[v] = _mm512_maskz_loadu_ps(masks[v], c.add(r * mm.ldc + v * NR));
+                row[v] = _mm512_maskz_loadu_ps(masks[v], c.add(r * t.ldc + v * NR));
             }
         }
     }
-    let mut rows = [a; R];
-    for (r, ptr) in rows.iter_mut().enumerate() {
-        *ptr = a.add(r * mm.lda);
+    let mut rows = [t.a; R];
+    if !P {
+        for (r, ptr) in rows.iter_mut().enumerate() {
+            *ptr = t.a.add(r * t.lda);
+        }
     }
-    let ps = mm.panel_stride;
-    for kk in 0..mm.kc {
-        let bk = b.add(kk * NR);
+    let ps = t.panel_stride;
+    for kk in 0..t.kc {
+        let bk = t.b.add(kk * NR);
         let mut bv = [_mm512_setzero_ps(); V];
         for (v, x) in bv.iter_mut().enumerate() {
             *x = _mm512_loadu_ps(bk.add(v * ps));
         }
         for r in 0..R {
-            let av = _mm512_set1_ps(*rows[r].add(kk));
+            let av = if P { _mm512_set1_ps(*t.a.add(kk * R + r)) } else { _mm512_set1_ps(*rows[r].add(kk)) };
             for v in 0..V {
                 acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
             }
         }
     }
-    if mm.last {
-        match mm.act {
+    if t.last {
+        match t.act {
             Act::None => {}
             Act::Relu => {
                 let z = _mm512_setzero_ps();
@@ -97,7 +100,7 @@ unsafe fn tile<const R: usize, const V: usize>(mm: &Mm, i0: usize, p: usize) {
     }
     for (r, row) in acc.iter().enumerate() {
         for v in 0..V {
-            _mm512_mask_storeu_ps(c.add(r * mm.ldc + v * NR), masks[v], row[v]);
+            _mm512_mask_storeu_ps(c.add(r * t.ldc + v * NR), masks[v], row[v]);
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod onnx;
 pub mod passes;
 pub mod schedule;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use mobilenetc_runtime as runtime;

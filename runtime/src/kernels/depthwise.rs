@@ -7,6 +7,9 @@
 //! The same generic body is compiled for AVX-512, AVX2+FMA and the portable baseline
 //! (multiversioning): LLVM vectorizes the 16-wide channel arrays for each.
 //!
+//! On AVX-512, 3×3 kernels run [`super::depthwise_avx512`] (register blocks over output
+//! columns, masked channel tails) instead.
+//!
 //! Packed weights: `[kh, kw, c]` (tap-major, channels contiguous).
 
 use std::ops::Range;
@@ -24,6 +27,8 @@ const VL: usize = 16;
 /// Slices must have the lengths `conv` implies; `out` points at the whole output.
 pub(crate) unsafe fn run_rows(conv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, rows: Range<usize>) {
     match isa::current() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if super::depthwise_avx512::applies(conv) => super::depthwise_avx512::run_rows(conv, input, w, bias, out, rows),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => rows_avx512(conv, input, w, bias, out, rows),
         #[cfg(target_arch = "x86_64")]

@@ -32,6 +32,9 @@ pub mod layout;
 pub mod pad;
 pub mod pool;
 pub mod softmax;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_avx512;
+mod first_conv;
 mod threads;
 
 pub use batchnorm::BatchNorm;

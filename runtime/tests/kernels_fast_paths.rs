@@ -1,12 +1,13 @@
 //! The speed paths against a plain f64 reference on every ISA variant: the direct first-conv
 //! kernel (small patches), the AVX-512 depthwise 3×3 register blocks (wide rows so full blocks,
 //! partial blocks and borders all run; channel counts with masked tails), and the thread pool
-//! (bit-identical for every thread count, concurrent callers).
+//! (bit-identical for every thread count, concurrent callers), and the fused depthwise +
+//! pointwise kernel.
 
 mod common;
 
 use common::*;
-use mobilenetc_runtime::kernels::{gemm, Act, Conv2d, ConvPath};
+use mobilenetc_runtime::kernels::{gemm, Act, Conv2d, ConvPath, DwPw};
 use rand::Rng;
 
 /// Reference convolution, NCHW input / OIHW weights / NCHW output, in f64.
@@ -157,4 +158,46 @@ fn pool_many_thread_counts_and_concurrent_callers() {
     let mut c3 = vec![0.0; m * n];
     gemm::matmul(m, k, n, &a, k, &b, None, Act::None, &mut c3, n, 3);
     assert!(c1.iter().zip(&c3).all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
+/// The fused depthwise + pointwise kernel: bit-identical to the two convs run one after the
+/// other (themselves checked against the f64 reference above and in kernels_conv), on every ISA
+/// and thread count; bands of one to many rows.
+#[test]
+fn dwpw_matches_the_unfused_pair() {
+    let mut r = rng(50);
+    let cases = [(1, 112, 32, 64, 1), (1, 112, 64, 128, 2), (2, 9, 20, 33, 1), (1, 14, 512, 512, 1), (1, 7, 1024, 1024, 1), (3, 5, 7, 3, 2)];
+    for (i, (n, hw, c, co, s)) in cases.into_iter().enumerate() {
+        let dw = conv(n, [hw, hw], [c, c], c, [3, 3], [s, s], [1, 1, 1, 1], rand_act(&mut r));
+        let pw = conv(n, [dw.oh, dw.ow], [c, co], 1, [1, 1], [1, 1], [0; 4], rand_act(&mut r));
+        let f = DwPw { dw, pw };
+        f.check().unwrap_or_else(|e| panic!("{e}"));
+        let x = rand_vec(&mut r, dw.input_len());
+        let (dw_w, dw_b) = (dw.pack_weights(&rand_vec(&mut r, dw.weights_len())), rand_vec(&mut r, c));
+        let (pw_w, pw_b) = (pw.pack_weights(&rand_vec(&mut r, pw.weights_len())), rand_vec(&mut r, co));
+        for_each_isa(|isa| {
+            let mut mid = vec![0.0; dw.output_len()];
+            dw.run(&x, &dw_w, &dw_b, &mut mid);
+            let mut want = vec![0.0; pw.output_len()];
+            pw.run(&mid, &pw_w, &pw_b, &mut want);
+            for threads in [1, 2, 3] {
+                let mut got = vec![f32::NAN; f.output_len()];
+                f.run_threads(&x, &dw_w, &dw_b, &pw_w, &pw_b, &mut got, threads);
+                assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "case {i} on {isa:?}, {threads} threads");
+            }
+        });
+    }
+}
+
+#[test]
+fn dwpw_rejects_mismatched_convs() {
+    let dw = conv(1, [8, 8], [16, 16], 16, [3, 3], [2, 2], [1, 1, 1, 1], Act::RELU6);
+    let pw_wrong_size = conv(1, [8, 8], [16, 32], 1, [1, 1], [1, 1], [0; 4], Act::RELU6);
+    assert!(DwPw { dw, pw: pw_wrong_size }.check().is_err());
+    let not_dw = conv(1, [8, 8], [16, 16], 1, [3, 3], [1, 1], [1, 1, 1, 1], Act::RELU6);
+    let pw = conv(1, [8, 8], [16, 32], 1, [1, 1], [1, 1], [0; 4], Act::RELU6);
+    assert!(DwPw { dw: not_dw, pw }.check().is_err());
+    let wide = conv(1, [4, 4000], [16, 16], 16, [3, 3], [1, 1], [1, 1, 1, 1], Act::None);
+    let pw = conv(1, [4, 4000], [16, 8], 1, [1, 1], [1, 1], [0; 4], Act::None);
+    assert!(DwPw { dw: wide, pw }.check().is_err());
 }

@@ -253,7 +253,7 @@ impl Conv2d {
                 };
                 gemm::run_mm(isa::current(), &mm);
             }
-            ConvPath::Depthwise => depthwise::run_rows(self, input, packed, bias, out, rows),
+            ConvPath::Depthwise => depthwise::run_rows(self, input, packed, bias, out, 0, rows),
             ConvPath::General if first_conv::applies(self) => first_conv::run_rows(self, input, packed, bias, out, rows),
             ConvPath::General => self.general_rows(input, packed, bias, out, rows),
         }

@@ -23,12 +23,13 @@ pub(crate) const fn applies(cv: &Conv2d) -> bool {
     cv.kh == 3 && cv.kw == 3 && cv.dh == 1 && cv.dw == 1 && (cv.sw == 1 || cv.sw == 2)
 }
 
-/// Output rows `rows` of the `n·oh` rows.
+/// Output rows `rows` of the `n·oh` rows; `out` points at output row `row0`.
 ///
 /// # Safety
-/// AVX-512F available; slices of the lengths `cv` implies; `out` is the whole output; `applies(cv)`.
+/// AVX-512F available; slices of the lengths `cv` implies; `out` covers rows
+/// `row0..rows.end`; `applies(cv)`.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn run_rows(cv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, rows: Range<usize>) {
+pub(crate) unsafe fn run_rows(cv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, row0: usize, rows: Range<usize>) {
     // Interior columns: all three kx taps inside the row.
     let ox_lo = cv.pad_left.div_ceil(cv.sw).min(cv.ow);
     let ox_hi = if cv.w + cv.pad_left >= 3 { ((cv.w + cv.pad_left - 3) / cv.sw + 1).min(cv.ow) } else { 0 };
@@ -39,7 +40,7 @@ pub(crate) unsafe fn run_rows(cv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32
         let iy0 = (oy * cv.sh) as isize - cv.pad_top as isize;
         let ky_lo = (-iy0).clamp(0, 3) as usize;
         let ky_hi = (cv.h as isize - iy0).clamp(ky_lo as isize, 3) as usize;
-        let out_row = out.add(row * cv.ow * cv.c_in);
+        let out_row = out.add((row - row0) * cv.ow * cv.c_in);
         for ox in (0..ox_lo).chain(ox_hi..cv.ow) {
             r.border(b, iy0, ky_lo..ky_hi, ox, out_row);
         }

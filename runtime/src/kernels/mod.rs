@@ -15,7 +15,8 @@
 //!   every thread writes a disjoint slice and the result is bit-identical for any thread count.
 //!
 //! Modules: [`gemm`] (packed matrix product, the engine of pointwise convs, dense and Gemm),
-//! [`conv`] (Conv2d: pointwise / depthwise / general grouped), [`depthwise`], [`dense`],
+//! [`conv`] (Conv2d: pointwise / depthwise / general grouped), [`depthwise`], [`dwpw`]
+//! (a depthwise conv fused with the pointwise conv after it), [`dense`],
 //! [`pool`], [`softmax`], [`elementwise`], [`layout`], [`pad`], [`concat`], [`batchnorm`],
 //! [`head`], [`isa`] (micro-kernel selection).
 
@@ -24,6 +25,7 @@ pub mod concat;
 pub mod conv;
 pub mod dense;
 pub mod depthwise;
+pub mod dwpw;
 pub mod elementwise;
 pub mod gemm;
 pub mod head;
@@ -41,6 +43,7 @@ pub use batchnorm::BatchNorm;
 pub use concat::Concat;
 pub use conv::{Conv2d, ConvPath};
 pub use dense::{Dense, Gemm, GemmC, MatMul};
+pub use dwpw::DwPw;
 pub use elementwise::{BinOp, Binary};
 pub use head::Head;
 pub use isa::Isa;

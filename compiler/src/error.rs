@@ -51,6 +51,10 @@ pub enum Error {
     /// A wrong argument from the user (CLI flag, constructor parameter).
     #[error("{0}")]
     Invalid(String),
+
+    /// An error found while reading a file, prefixed with the file's path.
+    #[error("{}: {source}", path.display())]
+    InFile { path: PathBuf, source: Box<Error> },
 }
 
 impl Error {
@@ -62,6 +66,20 @@ impl Error {
     }
     pub fn shape(node: &str, op: &str, message: impl Into<String>) -> Self {
         Error::Shape { node: node.into(), op: op.into(), message: message.into() }
+    }
+    /// Names the file an error came from (an I/O error already does).
+    pub fn in_file(path: impl Into<PathBuf>, err: Error) -> Self {
+        match err {
+            e @ (Error::Io { .. } | Error::InFile { .. }) => e,
+            e => Error::InFile { path: path.into(), source: Box::new(e) },
+        }
+    }
+    /// The error under any file prefix (to match on its kind).
+    pub fn innermost(&self) -> &Error {
+        match self {
+            Error::InFile { source, .. } => source.innermost(),
+            e => e,
+        }
     }
 }
 

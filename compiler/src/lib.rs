@@ -3,6 +3,7 @@
 //! ONNX file or constructor → [`graph::Graph`] → passes → schedule + memory plan →
 //! generated Rust (codegen) or the schedule executor.
 
+pub mod cli;
 pub mod error;
 pub mod eval;
 pub mod graph;

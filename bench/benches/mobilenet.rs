@@ -44,17 +44,23 @@ fn bench_model(spec: &Spec, threads: &[usize], rounds: usize, sgemm: f64, dir: &
     println!("   outputs: max |ours - tract| = {diff:.2e} over {} softmax values", mine.len());
     assert!(diff < 1e-4, "ours and tract disagree");
 
+    ours.fuse = true;
+    let fused = ours.run(&x, 1).to_vec();
+    assert!(fused.iter().zip(&mine).all(|(a, b)| a.to_bits() == b.to_bits()), "fused and unfused runs differ");
     for &t in threads {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut a, mut f, mut b) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..2 {
             ours.run(&x, t);
             tract.run(&x).unwrap();
         }
         for _ in 0..rounds {
-            for _ in 0..3 {
-                a.push(time(|| {
-                    ours.run(&x, t);
-                }));
+            for (fuse, v) in [(false, &mut a), (true, &mut f)] {
+                ours.fuse = fuse;
+                for _ in 0..3 {
+                    v.push(time(|| {
+                        ours.run(&x, t);
+                    }));
+                }
             }
             for _ in 0..3 {
                 b.push(time(|| {
@@ -62,17 +68,20 @@ fn bench_model(spec: &Spec, threads: &[usize], rounds: usize, sgemm: f64, dir: &
                 }));
             }
         }
-        let (ma, mb) = (median(&a), median(&b));
+        let (ma, mf, mb) = (median(&a), median(&f), median(&b));
         println!(
-            "   threads {t}: ours median {:7.3} ms (best {:7.3})   tract(1 thread) median {:7.3} ms (best {:7.3})   tract/ours {:.2}x   ({} runs each, alternating)",
+            "   threads {t}: ours median {:7.3} ms (best {:7.3}), dw+pw fused {:7.3} ms (best {:7.3});  tract (its default threading) median {:7.3} ms (best {:7.3});  tract/ours {:.2}x  ({} runs each, alternating)",
             ma * 1e3,
             best(&a) * 1e3,
+            mf * 1e3,
+            best(&f) * 1e3,
             mb * 1e3,
             best(&b) * 1e3,
-            mb / ma,
+            mb / ma.min(mf),
             a.len()
         );
     }
+    ours.fuse = false;
 
     // Per-layer times, one thread: median of per-run times.
     let names = ours.step_names();

@@ -7,7 +7,7 @@
 //! [`StandIn::to_onnx`] writes the very same network as an ONNX file (Conv with bias + Clip,
 //! GlobalAveragePool, Flatten, Gemm, Softmax), so tract and onnxruntime run identical math.
 
-use mobilenetc_runtime::kernels::{layout, Act, Conv2d, Head};
+use mobilenetc_runtime::kernels::{layout, Act, Conv2d, ConvPath, DwPw, Head};
 
 /// Which MobileNet v1.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,6 +68,8 @@ pub struct StandIn {
     pub fc_packed: Vec<f32>,
     bufs: [Vec<f32>; 2],
     pub output: Vec<f32>,
+    /// Run each depthwise conv fused with the pointwise conv after it ([`DwPw`]).
+    pub fuse: bool,
 }
 
 /// xorshift64*: reproducible weights without a dependency.
@@ -133,6 +135,7 @@ impl StandIn {
             fc_packed,
             bufs: [vec![0.0; biggest], vec![0.0; biggest]],
             output: vec![0.0; spec.classes],
+            fuse: false,
         }
     }
 
@@ -170,13 +173,29 @@ impl StandIn {
         let [a, b] = &mut self.bufs;
         let (mut src, mut dst) = (a, b);
         step(0, &mut || layout::nchw_to_nhwc(1, 3, r, r, input, &mut src[..3 * r * r]));
-        for (i, l) in self.layers.iter().enumerate() {
+        let mut i = 0;
+        while i < self.layers.len() {
+            let l = &self.layers[i];
             let cv = &l.conv;
+            let next = self.layers.get(i + 1);
+            if let (true, ConvPath::Depthwise, Some(p)) = (self.fuse, cv.path(), next) {
+                let f = DwPw { dw: *cv, pw: p.conv };
+                if f.check().is_ok() {
+                    // The pair is timed as the depthwise step (the pointwise step reads 0).
+                    step(i + 1, &mut || {
+                        f.run_threads(&src[..f.input_len()], &l.packed, &l.bias, &p.packed, &p.bias, &mut dst[..f.output_len()], threads)
+                    });
+                    std::mem::swap(&mut src, &mut dst);
+                    i += 2;
+                    continue;
+                }
+            }
             step(i + 1, &mut || cv.run_threads(&src[..cv.input_len()], &l.packed, &l.bias, &mut dst[..cv.output_len()], threads));
             std::mem::swap(&mut src, &mut dst);
+            i += 1;
         }
         let head = self.head;
         let (fc, fb, out) = (&self.fc_packed, &self.fc_b, &mut self.output);
-        step(self.layers.len() + 1, &mut || head.run(&src[..head.input_len()], fc, fb, out));
+        step(self.layers.len() + 1, &mut || head.run_threads(&src[..head.input_len()], fc, fb, out, threads));
     }
 }

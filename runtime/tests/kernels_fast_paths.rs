@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use mobilenetc_runtime::kernels::{gemm, Act, Conv2d, ConvPath, DwPw};
+use mobilenetc_runtime::kernels::{gemm, Act, Conv2d, ConvPath, DwPw, Head};
 use rand::Rng;
 
 /// Reference convolution, NCHW input / OIHW weights / NCHW output, in f64.
@@ -200,4 +200,41 @@ fn dwpw_rejects_mismatched_convs() {
     let wide = conv(1, [4, 4000], [16, 16], 16, [3, 3], [1, 1], [1, 1, 1, 1], Act::None);
     let pw = conv(1, [4, 4000], [16, 8], 1, [1, 1], [1, 1], [0; 4], Act::None);
     assert!(DwPw { dw: wide, pw }.check().is_err());
+}
+
+/// The head with its dense layer split over threads: against an f64 reference (pool, dense,
+/// softmax) and bit-identical for every thread count.
+#[test]
+fn head_threads() {
+    let mut r = rng(60);
+    for (n, hw, c, classes, softmax) in [(1, 49, 1024, 1000, true), (2, 4, 300, 37, false), (3, 1, 16, 10, true)] {
+        let h = Head { n, hw, c, classes, softmax };
+        let x = rand_vec(&mut r, h.input_len());
+        let w = rand_vec(&mut r, classes * c);
+        let bias = rand_vec(&mut r, classes);
+        let packed = h.pack_weights(&w, true);
+        let mut reference = vec![0.0f64; n * classes];
+        for b in 0..n {
+            let pooled: Vec<f64> = (0..c).map(|ch| (0..hw).map(|p| x[(b * hw + p) * c + ch] as f64).sum::<f64>() / hw as f64).collect();
+            let row = &mut reference[b * classes..(b + 1) * classes];
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = bias[j] as f64 + (0..c).map(|ch| pooled[ch] * w[j * c + ch] as f64).sum::<f64>();
+            }
+            if softmax {
+                let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+                row.iter_mut().for_each(|v| *v = (*v - m).exp() / s);
+            }
+        }
+        for_each_isa(|isa| {
+            let mut one = vec![f32::NAN; h.output_len()];
+            h.run(&x, &packed, &bias, &mut one);
+            assert_close(&format!("head {n}x{hw}x{c}->{classes} on {isa:?}"), &one, &reference, c);
+            for threads in [2, 3, 4] {
+                let mut out = vec![f32::NAN; h.output_len()];
+                h.run_threads(&x, &packed, &bias, &mut out, threads);
+                assert!(out.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()), "head: {threads} threads on {isa:?}");
+            }
+        });
+    }
 }

@@ -3,6 +3,7 @@
 //! ONNX file or constructor → [`graph::Graph`] → passes → schedule + memory plan →
 //! generated Rust (codegen) or the schedule executor.
 
+pub mod cli;
 pub mod error;
 pub mod eval;
 pub mod graph;
@@ -10,6 +11,7 @@ pub mod inspect;
 pub mod onnx;
 pub mod passes;
 pub mod schedule;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use mobilenetc_runtime as runtime;

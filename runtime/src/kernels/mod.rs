@@ -19,6 +19,7 @@
 //! [`pool`], [`softmax`], [`elementwise`], [`layout`], [`pad`], [`concat`], [`batchnorm`],
 //! [`head`], [`isa`] (micro-kernel selection).
 
+pub mod backward;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv;

@@ -17,8 +17,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::error::Error;
 use crate::graph::mobilenet::{MobileNetConfig, Variant};
 
+pub mod export;
 pub mod inspect;
 pub mod new;
+pub mod train;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,6 +41,8 @@ pub struct Cli {
 pub enum Command {
     New(new::Args),
     Inspect(inspect::Args),
+    Train(train::Args),
+    Export(export::Args),
 }
 
 impl Command {
@@ -46,6 +50,8 @@ impl Command {
         match self {
             Command::New(a) => new::run(a),
             Command::Inspect(a) => inspect::run(a),
+            Command::Train(a) => train::run(a),
+            Command::Export(a) => export::run(a),
         }
     }
 }

@@ -71,14 +71,14 @@ fn draw(history: &[EpochRecord], pixels: &mut [u8]) -> DrawResult {
     let (left, right) = root.split_horizontally(WIDTH / 2);
     let acc: Vec<(f64, f64, f64)> = history.iter().map(|r| (r.epoch as f64, r.train_acc, r.val_acc)).collect();
     let loss: Vec<(f64, f64, f64)> = history.iter().map(|r| (r.epoch as f64, r.train_loss, r.val_loss)).collect();
-    panel(&left, "Training and validation accuracy", "accuracy", &acc)?;
-    panel(&right, "Training and validation loss", "loss", &loss)?;
+    panel(&left, "Training and validation accuracy", "accuracy", &acc, SeriesLabelPosition::LowerRight)?;
+    panel(&right, "Training and validation loss", "loss", &loss, SeriesLabelPosition::UpperRight)?;
     root.present()?;
     Ok(())
 }
 
 /// One panel: `points` are (epoch, training, validation).
-fn panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, title: &str, what: &str, points: &[(f64, f64, f64)]) -> DrawResult
+fn panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, title: &str, what: &str, points: &[(f64, f64, f64)], legend: SeriesLabelPosition) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -112,7 +112,7 @@ where
         .draw_series(LineSeries::new(points.iter().filter(|p| p.2.is_finite()).map(|p| (p.0, p.2)), blue.stroke_width(2)))?
         .label(format!("Validation {what}"))
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
-    chart.configure_series_labels().label_font((FAMILY, 14)).background_style(WHITE.mix(0.85)).border_style(BLACK.mix(0.3)).position(SeriesLabelPosition::UpperRight).draw()?;
+    chart.configure_series_labels().label_font((FAMILY, 14)).background_style(WHITE.mix(0.85)).border_style(BLACK.mix(0.3)).position(legend).draw()?;
     Ok(())
 }
 

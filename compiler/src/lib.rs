@@ -3,13 +3,16 @@
 //! ONNX file or constructor → [`graph::Graph`] → passes → schedule + memory plan →
 //! generated Rust (codegen) or the schedule executor.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod graph;
 pub mod inspect;
 pub mod onnx;
 pub mod passes;
+pub mod plot;
 pub mod schedule;
 pub mod train;
 

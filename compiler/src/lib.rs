@@ -3,6 +3,7 @@
 //! ONNX file or constructor → [`graph::Graph`] → passes → schedule + memory plan →
 //! generated Rust (codegen) or the schedule executor.
 
+pub mod cli;
 pub mod error;
 pub mod eval;
 pub mod graph;
@@ -13,3 +14,6 @@ pub mod schedule;
 
 pub use error::{Error, Result};
 pub use mobilenetc_runtime as runtime;
+pub mod lower;
+pub mod exec;
+pub mod codegen;

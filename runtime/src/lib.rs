@@ -2,12 +2,17 @@
 //!
 //! - [`kernels`]: one implementation of every op, driven by constant parameters;
 //! - [`onnx`]: the ONNX protobuf messages (prost) and the writer of trained models;
+//! - [`atomic`]: atomic file replacement (models are never left half-written);
 //! - [`data`]: dataset loaders (CIFAR-10 binary, IDX, image folders) and augmentation;
+//! - [`npy`]: NumPy `.npy` reading and writing (inputs, references);
 //! - [`optim`]: optimizers and learning-rate schedules.
 //!
 //! The runtime never depends on the compiler.
 
+pub mod atomic;
 pub mod data;
 pub mod kernels;
+pub mod model;
+pub mod npy;
 pub mod onnx;
 pub mod optim;

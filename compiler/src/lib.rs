@@ -8,6 +8,7 @@ pub mod error;
 pub mod eval;
 pub mod graph;
 pub mod inspect;
+pub mod limits;
 pub mod onnx;
 pub mod passes;
 pub mod schedule;

@@ -7,7 +7,8 @@ use mobilenetc::graph::{Activation, Op};
 use mobilenetc::passes::fold_batchnorm::run;
 use passes_common::*;
 
-/// x [2, cin, 9, 9] → conv → bn → output; returns the folded graph after checking it.
+/// x [2, cin, 9, 9] → conv → bn → output, folded and checked.
+#[allow(clippy::too_many_arguments)] // one case per line in the tests below
 fn conv_bn(seed: u64, cin: usize, cout: usize, k: usize, stride: usize, group: usize, bias: bool, eps: f32) {
     let mut b = Builder::new(seed);
     let x = b.input("x", &[2, cin, 9, 9]);

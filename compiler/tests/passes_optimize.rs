@@ -169,3 +169,28 @@ fn optimize_is_idempotent_and_reports() {
     assert!(r2.changed.iter().all(|(_, n)| *n == 0));
     assert_eq!(again.dag.node_count(), after.dag.node_count());
 }
+
+#[test]
+fn nhwc_head_with_a_unit_transpose_and_matmul_add_becomes_a_head() {
+    // tf2onnx-style classifier: GAP → Transpose to NHWC ([N, 1, 1, C], moves only unit axes)
+    // → Reshape [-1, C] → MatMul → Add → Softmax.
+    let mut b = Builder::new(4);
+    let x = b.input("input", &[2, 3, 8, 8]);
+    let c = b.conv(x, 16, 3, 2, 1, 1, true);
+    let r = b.relu6(c);
+    let gap = b.op("gap", Op::GlobalAveragePool, vec![r], &[2, 16, 1, 1]);
+    let t = b.op("to_nhwc", Op::Transpose { perm: vec![0, 2, 3, 1] }, vec![gap], &[2, 1, 1, 16]);
+    let f = b.op("reshape", Op::Reshape { shape: vec![-1, 16], allowzero: false }, vec![t], &[2, 16]);
+    let w = b.constant("w", &[16, 7], -0.5, 0.5);
+    let m = b.op("matmul", Op::MatMul, vec![f, w], &[2, 7]);
+    let bias = b.constant("bias", &[7], -0.5, 0.5);
+    let a = b.op("add", Op::Add, vec![bias, m], &[2, 7]);
+    let y = b.op("softmax", Op::Softmax { axis: -1 }, vec![a], &[2, 7]);
+    b.output(y);
+    let g = b.g;
+    let mut after = g.clone();
+    optimize(&mut after, &PassOptions::default()).unwrap();
+    assert_same(&g, &after);
+    assert_eq!(after.dag.node_count(), 2, "conv + head");
+    assert_eq!(producer_op(&after, after.outputs[0]), Op::Head { softmax: true });
+}

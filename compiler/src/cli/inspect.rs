@@ -18,7 +18,9 @@ use crate::onnx::import::{import_file, ImportOptions};
 /// weights and biases (including a constant Add right after them); BatchNorm parameters are
 /// counted apart. Without FILE, inspects the MobileNet v1 that the constructor flags describe.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  mobilenetc inspect mobilenet.onnx\n  mobilenetc inspect model.onnx --json --dim N=1\n  mobilenetc inspect --alpha 0.5 --resolution 160")]
+#[command(
+    after_help = "Examples:\n  mobilenetc inspect mobilenet.onnx\n  mobilenetc inspect model.onnx --json --dim N=1\n  mobilenetc inspect --alpha 0.5 --resolution 160"
+)]
 pub struct Args {
     /// The ONNX file to inspect (omit it to inspect a constructed model)
     #[arg(value_name = "FILE.onnx")]
@@ -37,14 +39,18 @@ pub struct Args {
 }
 
 fn parse_dim(s: &str) -> Result<(String, usize), String> {
-    let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=N, got '{s}'"))?;
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=N, got '{s}'"))?;
     let name = name.trim();
     if name.is_empty() {
         return Err(format!("expected NAME=N, got '{s}' (the name is empty)"));
     }
     match value.trim().parse::<usize>() {
         Ok(v) if v > 0 => Ok((name.to_string(), v)),
-        _ => Err(format!("the value of {name} must be a positive integer, got '{value}'")),
+        _ => Err(format!(
+            "the value of {name} must be a positive integer, got '{value}'"
+        )),
     }
 }
 
@@ -55,13 +61,19 @@ pub fn run(args: Args) -> Result<(), CliError> {
             if args.model.any() {
                 return Err(CliError::usage("the constructor flags (--alpha, --resolution, --classes, --channels, --variant, --seed) apply only when no FILE is given"));
             }
-            let opts = ImportOptions { dims: args.dims.iter().cloned().collect::<BTreeMap<_, _>>(), batch, ..ImportOptions::default() };
+            let opts = ImportOptions {
+                dims: args.dims.iter().cloned().collect::<BTreeMap<_, _>>(),
+                batch,
+                ..ImportOptions::default()
+            };
             let g = import_file(file, &opts).map_err(|e| CliError::at(file, e))?;
             (g, file.display().to_string())
         }
         None => {
             if !args.dims.is_empty() {
-                return Err(CliError::usage("--dim applies to a FILE; a constructed model's batch is set with --batch"));
+                return Err(CliError::usage(
+                    "--dim applies to a FILE; a constructed model's batch is set with --batch",
+                ));
             }
             let cfg = args.model.config(batch);
             (mobilenet_v1(&cfg)?, describe(&cfg))
@@ -72,10 +84,19 @@ pub fn run(args: Args) -> Result<(), CliError> {
         None => count(&g)?,
     };
     if args.json {
-        let json = serde_json::to_string_pretty(&report).map_err(|e| CliError { file: None, message: format!("cannot encode the report: {e}"), usage: false })?;
+        let json = serde_json::to_string_pretty(&report).map_err(|e| CliError {
+            file: None,
+            message: format!("cannot encode the report: {e}"),
+            usage: false,
+        })?;
         return print(&format!("{json}\n"));
     }
-    let io = |ts: &[usize]| ts.iter().map(|&t| format!("{} {:?}", g.tensor(t).name, g.shape(t))).collect::<Vec<_>>().join(", ");
+    let io = |ts: &[usize]| {
+        ts.iter()
+            .map(|&t| format!("{} {:?}", g.tensor(t).name, g.shape(t)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     print(&format!(
         "{what}: {} nodes; inputs: {}; outputs: {}\n\n{}",
         g.dag.node_count(),

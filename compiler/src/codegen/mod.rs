@@ -192,7 +192,7 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
         let ranges = arena_in.iter().map(|(r, _)| r);
         let views = arena_in.iter().map(|(_, v)| v);
         let (oo, ol) = (usize_lit(st.out.offset), usize_lit(st.out.len));
-        let doc = format!("`{}` ({}): {} kernel.", st.name, st.op, st.kernel.kind());
+        let doc = format!(" `{}` ({}): {} kernel, output {} values at arena offset {}.", st.name, st.op, st.kernel.kind(), st.out.len, st.out.offset);
         let uses_w = st.args.iter().any(|a| matches!(a, Arg::Blob(_)));
         let w_param = if uses_w { quote!(w) } else { quote!(_w) };
         layer_items.push(quote! {
@@ -228,7 +228,7 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
     let header = header(s, opts);
     let docs = header.iter().map(|l| format!(" {l}")).map(|l| quote!(#![doc = #l]));
     let struct_doc = format!(
-        "{}: input `{}` {:?}, output `{}` {:?} (ONNX layouts).",
+        " {}: input `{}` {:?}, output `{}` {:?} (ONNX layouts).",
         opts.name, input.name, input.shape, output.name, output.shape
     );
 

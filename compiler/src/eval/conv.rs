@@ -4,9 +4,20 @@ use super::Ctx;
 use crate::error::Result;
 use crate::graph::{AutoPad, ConvAttrs, PoolAttrs, Tensor};
 
+/// One spatial axis of a conv or pool window.
+struct Axis {
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    /// Explicit (begin, end) pads, used when `auto_pad` is NOTSET.
+    pads: (usize, usize),
+}
+
 /// The output size of one spatial axis and its begin/end padding, `auto_pad` resolved as ONNX
 /// defines it (SAME_UPPER puts the odd cell at the end, SAME_LOWER at the beginning).
-fn axis_geometry(ctx: &Ctx, input: usize, kernel: usize, stride: usize, dilation: usize, pads: (usize, usize), auto_pad: AutoPad, ceil_mode: bool) -> Result<(usize, usize, usize)> {
+fn axis_geometry(ctx: &Ctx, axis: Axis, auto_pad: AutoPad, ceil_mode: bool) -> Result<(usize, usize, usize)> {
+    let Axis { input, kernel, stride, dilation, pads } = axis;
     if stride == 0 || dilation == 0 || kernel == 0 {
         return Err(ctx.err(format!("kernel {kernel}, stride {stride} and dilation {dilation} must all be positive")));
     }
@@ -63,8 +74,8 @@ pub(super) fn conv(ctx: &Ctx, a: &ConvAttrs, args: &[&Tensor]) -> Result<Tensor>
         Some(b) => Some(&b.data),
         None => None,
     };
-    let (oh, pt, _) = axis_geometry(ctx, h, kh, a.strides[0], a.dilations[0], (a.pads[0], a.pads[2]), a.auto_pad, false)?;
-    let (ow, pl, _) = axis_geometry(ctx, wd, kw, a.strides[1], a.dilations[1], (a.pads[1], a.pads[3]), a.auto_pad, false)?;
+    let (oh, pt, _) = axis_geometry(ctx, Axis { input: h, kernel: kh, stride: a.strides[0], dilation: a.dilations[0], pads: (a.pads[0], a.pads[2]) }, a.auto_pad, false)?;
+    let (ow, pl, _) = axis_geometry(ctx, Axis { input: wd, kernel: kw, stride: a.strides[1], dilation: a.dilations[1], pads: (a.pads[1], a.pads[3]) }, a.auto_pad, false)?;
     let mg = m / group;
     let mut y = Tensor::zeros(vec![n, m, oh, ow]);
     for b in 0..n {
@@ -106,8 +117,8 @@ fn pool(ctx: &Ctx, a: &PoolAttrs, args: &[&Tensor], mut reduce: impl FnMut(&[f64
     let x = args[0];
     let [n, c, h, w] = nchw(ctx, x, "the input")?;
     let [kh, kw] = a.kernel;
-    let (oh, pt, pb) = axis_geometry(ctx, h, kh, a.strides[0], a.dilations[0], (a.pads[0], a.pads[2]), a.auto_pad, a.ceil_mode)?;
-    let (ow, pl, pr) = axis_geometry(ctx, w, kw, a.strides[1], a.dilations[1], (a.pads[1], a.pads[3]), a.auto_pad, a.ceil_mode)?;
+    let (oh, pt, pb) = axis_geometry(ctx, Axis { input: h, kernel: kh, stride: a.strides[0], dilation: a.dilations[0], pads: (a.pads[0], a.pads[2]) }, a.auto_pad, a.ceil_mode)?;
+    let (ow, pl, pr) = axis_geometry(ctx, Axis { input: w, kernel: kw, stride: a.strides[1], dilation: a.dilations[1], pads: (a.pads[1], a.pads[3]) }, a.auto_pad, a.ceil_mode)?;
     let mut y = Tensor::zeros(vec![n, c, oh, ow]);
     let mut window = Vec::with_capacity(kh * kw);
     for plane in 0..n * c {

@@ -32,7 +32,7 @@ pub fn reshape_target(input: &[usize], target: &[i64], allowzero: bool) -> std::
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(format!("cannot infer the -1 of {target:?} for input {input:?}"));
         }
         out[i] = numel / known;

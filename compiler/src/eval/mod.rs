@@ -86,11 +86,10 @@ fn run(g: &Graph, inputs: &[(&str, Tensor)], keep_all: bool) -> Result<HashMap<T
             values.entry(t).or_insert_with(|| c.clone());
         }
     }
+    // A graph output may be a constant itself.
     for &t in &g.outputs {
-        if !values.contains_key(&t) {
-            if let Some(c) = g.constant(t) {
-                values.insert(t, c.clone());
-            }
+        if let (std::collections::hash_map::Entry::Vacant(e), Some(c)) = (values.entry(t), g.constant(t)) {
+            e.insert(c.clone());
         }
     }
     Ok(values)

@@ -138,3 +138,6 @@ pub fn run_step(step: &Step, arena: &mut [f32], weights: &[f32]) {
     }
 }
 
+
+#[cfg(test)]
+mod tests;

@@ -110,8 +110,8 @@ struct Group {
 
 /// Groups buffers into storages: views join what they view; then, walking the steps in order,
 /// each in-place offer `(r, w)` is taken when r's storage dies at this step, holds no graph
-/// output, is not written at this step, is at least as large as w's storage, and w's storage
-/// begins at this step.
+/// output, is not written at this step, is at least as large as w's storage, is read at this
+/// step only through buffers the op offered for w, and w's storage begins at this step.
 pub fn liveness(buffers: &[Buffer], steps: &[Step]) -> Liveness {
     let intervals = buffer_intervals(buffers, steps);
     let n = buffers.len();
@@ -145,7 +145,13 @@ pub fn liveness(buffers: &[Buffer], steps: &[Step]) -> Liveness {
                 && !rg.holds_output
                 && wg.first == s
                 && wg.bytes <= rg.bytes
-                && !rg.members.iter().any(|m| step.writes.contains(m));
+                && !rg.members.iter().any(|m| step.writes.contains(m))
+                // w's storage may already hold an earlier donor of this step (Add offers both
+                // inputs): a second donor would put two live values in one storage.
+                && !wg.members.iter().any(|m| step.reads.contains(m))
+                // Every read of this storage at this step (the buffer and its views) must be
+                // one the op declared safe to overwrite.
+                && step.reads.iter().filter(|&&m| sets.find(m) == rr).all(|&m| step.inplace.contains(&(m, w)));
             if !takes {
                 continue;
             }

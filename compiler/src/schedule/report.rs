@@ -12,14 +12,14 @@ fn mib(bytes: usize) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// One line per buffer in offset order (ties by live range, then id), then the totals.
+/// One line per buffer in schedule order (by first step, then id), then the totals.
 pub fn report_text(buffers: &[Buffer], steps: &[Step], plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "memory plan: {} steps, {} tensors in the arena", steps.len(), buffers.len());
     let name_width = buffers.iter().map(|b| b.name.len()).max().unwrap_or(4).max(4);
     let _ = writeln!(out, "  {:>12}  {:>12}  {:>9}  {:<10}  {:<name_width$}  shares storage with", "offset", "bytes", "steps", "kind", "name");
     let mut rows: Vec<usize> = (0..buffers.len()).collect();
-    rows.sort_by_key(|&b| (plan.offsets[b], plan.intervals[b], b));
+    rows.sort_by_key(|&b| (plan.intervals[b].0, b));
     for b in rows {
         let buf = &buffers[b];
         let (first, last) = plan.intervals[b];

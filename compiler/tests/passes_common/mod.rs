@@ -47,6 +47,7 @@ impl Builder {
     }
 
     /// A conv with random weights; output shape computed here.
+    #[allow(clippy::too_many_arguments)] // reads best as the conv's own parameter list
     pub fn conv(&mut self, x: TensorId, cout: usize, k: usize, stride: usize, pad: usize, group: usize, bias: bool) -> TensorId {
         let xs = self.g.shape(x).to_vec();
         let (n, cin, h, w) = (xs[0], xs[1], xs[2], xs[3]);

@@ -67,12 +67,12 @@ pub fn check_plan(buffers: &[Buffer], steps: &[Step], plan: &Plan) -> Result<(),
         return Err("plan has the wrong number of buffers".into());
     }
     // Alignment and bounds.
-    for b in 0..n {
-        if plan.offsets[b] % ALIGN != 0 {
-            return Err(format!("buffer '{}' at offset {} is not {ALIGN}-aligned", buffers[b].name, plan.offsets[b]));
+    for (buf, &offset) in buffers.iter().zip(&plan.offsets) {
+        if !offset.is_multiple_of(ALIGN) {
+            return Err(format!("buffer '{}' at offset {offset} is not {ALIGN}-aligned", buf.name));
         }
-        if plan.offsets[b] + align_up(buffers[b].bytes) > plan.arena_bytes {
-            return Err(format!("buffer '{}' ends past the arena", buffers[b].name));
+        if offset + align_up(buf.bytes) > plan.arena_bytes {
+            return Err(format!("buffer '{}' ends past the arena", buf.name));
         }
     }
     if plan.arena_bytes < plan.lower_bound_bytes {
@@ -187,7 +187,9 @@ fn simulate(buffers: &[Buffer], steps: &[Step], plan: &Plan) -> Result<(), Strin
         for &w in &stamped {
             for &r in &step.reads {
                 if tag[r] != tag[w] && ranges_overlap(cells(plan, buffers, r), cells(plan, buffers, w)) {
-                    let offered = step.inplace.contains(&(r, w)) && plan.inplace_taken.contains(&(r, w));
+                    // Taken for r itself or for a buffer r is a view of (same value).
+                    let taken = plan.inplace_taken.iter().any(|&(d, x)| x == w && tag[d] == tag[r] && step.inplace.contains(&(d, w)));
+                    let offered = step.inplace.contains(&(r, w)) && taken;
                     if !offered || plan.offsets[r] != plan.offsets[w] {
                         return Err(format!("step {s} '{}' writes '{}' over its input '{}' without an in-place offer", step.name, buffers[w].name, buffers[r].name));
                     }
@@ -195,9 +197,9 @@ fn simulate(buffers: &[Buffer], steps: &[Step], plan: &Plan) -> Result<(), Strin
             }
         }
     }
-    for b in 0..n {
-        if buffers[b].kind == BufferKind::Output && !holds(&arena, b) {
-            return Err(format!("output '{}' was overwritten before the end", buffers[b].name));
+    for (b, buf) in buffers.iter().enumerate() {
+        if buf.kind == BufferKind::Output && !holds(&arena, b) {
+            return Err(format!("output '{}' was overwritten before the end", buf.name));
         }
     }
     Ok(())

@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use mobilenetc::exec::Executor;
@@ -98,23 +99,34 @@ const CLAIMED: &[&str] = &[
 /// Ops whose inputs after the first are promoted to initializers (see the module doc).
 const CONSTANT_OPERANDS: &[&str] = &["Clip", "Reshape", "Pad", "Dropout", "BatchNormalization"];
 
-/// Generates (once) the claimed ops' node tests, or `names` when given, into `dir`; returns
-/// the manifest. Regenerated when generate.py is newer than the manifest.
-fn generated(dir: &Path, names: &[&str]) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/generate.py");
+/// Runs a generator script of `tests/conformance` (`args` after it) unless `dir`'s manifest is
+/// newer than the script; returns the manifest.
+fn generated(script: &str, dir: &Path, args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance").join(script);
     let manifest = dir.join("manifest.json");
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
     if !manifest.exists() || mtime(&manifest) < mtime(&script) {
         let _ = std::fs::remove_dir_all(dir);
-        let out = std::process::Command::new(python()).arg(&script).arg(dir).args(names).output().expect("start python");
+        let out = std::process::Command::new(python()).arg(&script).args(args).output().expect("start python");
         assert!(
             out.status.success(),
-            "generate.py failed:\n{}\n{}",
+            "{} failed:\n{}\n{}",
+            script.display(),
             String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&out.stdout)
         );
     }
     serde_json::from_slice(&std::fs::read(&manifest).expect("manifest.json")).expect("manifest.json parses")
+}
+
+/// The claimed ops' node tests, generated once per run of this binary (two tests read them).
+fn claimed_cases() -> &'static (PathBuf, serde_json::Value) {
+    static CASES: OnceLock<(PathBuf, serde_json::Value)> = OnceLock::new();
+    CASES.get_or_init(|| {
+        let dir = cases_dir("claimed");
+        let manifest = generated("generate.py", &dir, &[dir.as_os_str()]);
+        (dir, manifest)
+    })
 }
 
 fn cases_dir(suite: &str) -> PathBuf {
@@ -280,11 +292,9 @@ fn table(rows: &BTreeMap<String, Row>) -> String {
     s
 }
 
-#[test]
-fn onnx_node_tests_of_claimed_ops_pass_or_are_known_limitations() {
-    let dir = cases_dir("claimed");
-    let manifest = generated(&dir, &[]);
-    let cases = manifest["cases"].as_array().expect("cases");
+/// Runs every case of a suite; `row_of` names a case's table row and `base` its name in the
+/// claimed suite (for [`KNOWN_LIMITATIONS`]). Returns the table and the problems.
+fn run_suite(dir: &Path, cases: &[serde_json::Value], row_of: impl Fn(&serde_json::Value) -> String, base: impl Fn(&serde_json::Value) -> String) -> (String, Vec<String>) {
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     let mut problems = Vec::new();
     for case in cases {
@@ -293,8 +303,9 @@ fn onnx_node_tests_of_claimed_ops_pass_or_are_known_limitations() {
         assert!(CLAIMED.contains(&op), "{name}: op {op} is not claimed");
         let (rtol, atol) = (case["rtol"].as_f64().unwrap() as f32, case["atol"].as_f64().unwrap() as f32);
         let outcome = run_case_dir(&dir.join(name), rtol, atol);
-        let known = KNOWN_LIMITATIONS.iter().find(|(n, _, _)| *n == name);
-        let row = rows.entry(op.to_string()).or_default();
+        let base = base(case);
+        let known = KNOWN_LIMITATIONS.iter().find(|(n, _, _)| *n == base);
+        let row = rows.entry(row_of(case)).or_default();
         row.cases += 1;
         match (outcome, known) {
             (Outcome::Passed, None) => row.passed += 1,
@@ -314,12 +325,19 @@ fn onnx_node_tests_of_claimed_ops_pass_or_are_known_limitations() {
             }
         }
     }
+    (table(&rows), problems)
+}
+
+#[test]
+fn onnx_node_tests_of_claimed_ops_pass_or_are_known_limitations() {
+    let (dir, manifest) = claimed_cases();
+    let cases = manifest["cases"].as_array().expect("cases");
+    let (table, mut problems) = run_suite(dir, cases, |c| c["op"].as_str().unwrap().to_string(), |c| c["name"].as_str().unwrap().to_string());
     for (name, _, _) in KNOWN_LIMITATIONS {
         if !cases.iter().any(|c| c["name"] == *name) {
             problems.push(format!("{name}: listed in KNOWN_LIMITATIONS but not generated"));
         }
     }
-    let table = table(&rows);
     let onnx_version = manifest["onnx_version"].as_str().unwrap_or("?");
     let report = format!("ONNX {onnx_version} backend node tests, {} cases:\n\n{table}", cases.len());
     eprintln!("{report}");
@@ -328,13 +346,41 @@ fn onnx_node_tests_of_claimed_ops_pass_or_are_known_limitations() {
     assert!(cases.len() >= 170, "only {} cases generated", cases.len());
 }
 
+/// The same cases converted to every older opset of their op that onnx.version_converter
+/// reaches (down to 7), with onnxruntime's outputs as the reference (it implements each
+/// opset's own semantics, e.g. Softmax-11's coercion to 2-D).
+#[test]
+fn older_opsets_of_claimed_ops_pass_or_are_known_limitations() {
+    let (claimed, _) = claimed_cases();
+    let dir = cases_dir("older");
+    let manifest = generated("older_opsets.py", &dir, &[claimed.as_os_str(), dir.as_os_str()]);
+    let cases = manifest["cases"].as_array().expect("cases");
+    let (table, problems) = run_suite(
+        &dir,
+        cases,
+        |c| format!("{}-{}", c["op"].as_str().unwrap(), c["opset"]),
+        |c| c["base"].as_str().unwrap().to_string(),
+    );
+    let report = format!(
+        "Older opsets (onnx.version_converter; reference onnxruntime {}), {} cases:\n\n{table}",
+        manifest["onnxruntime_version"].as_str().unwrap_or("?"),
+        cases.len()
+    );
+    eprintln!("{report}");
+    let _ = std::fs::write(workspace_root().join("target/conformance/table_older.md"), &report);
+    assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
+    assert!(cases.iter().any(|c| c["op"] == "Softmax" && c["opset"] == 11), "no Softmax-11 case");
+}
+
 /// Ops we do not claim are refused at import with an error naming the op, the node and the
 /// opset (real node-test models of the same suite).
 #[test]
 fn unclaimed_ops_are_refused_naming_op_node_and_opset() {
     let names = ["test_sigmoid", "test_leakyrelu", "test_tanh", "test_exp"];
     let dir = cases_dir("unclaimed");
-    let manifest = generated(&dir, &names);
+    let mut args = vec![dir.as_os_str()];
+    args.extend(names.iter().map(std::ffi::OsStr::new));
+    let manifest = generated("generate.py", &dir, &args);
     let cases = manifest["cases"].as_array().expect("cases");
     assert_eq!(cases.len(), names.len(), "{manifest}");
     for case in cases {

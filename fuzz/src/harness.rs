@@ -245,7 +245,7 @@ pub fn mutate(m: &mut ModelProto, data: &[u8]) {
     let _ = (|| -> Option<()> {
         loop {
             let g = m.graph.as_mut()?;
-            match p.byte()? % 14 {
+            match p.byte()? % 17 {
                 // Set an int attribute or an ints attribute of a node.
                 0 | 1 => {
                     let n = p.pick(g.node.len())?;
@@ -333,6 +333,34 @@ pub fn mutate(m: &mut ModelProto, data: &[u8]) {
                 // Change the opset.
                 12 => {
                     m.opset_import[0].version = Some([1, 6, 7, 9, 11, 12, 13, 14, 18, 21, 22, 25, 26, 1000, -1][p.pick(15)?]);
+                }
+                // Set a string attribute (auto_pad, mode) to a valid or a bogus value.
+                14 => {
+                    let n = p.pick(g.node.len())?;
+                    let name = ["auto_pad", "mode", "pads", "group"][p.pick(4)?];
+                    let value = ["SAME_UPPER", "SAME_LOWER", "VALID", "NOTSET", "constant", "reflect", "", "\u{ff}"][p.pick(8)?];
+                    let node = &mut g.node[n];
+                    node.attribute.retain(|a| a.name.as_deref() != Some(name));
+                    node.attribute.push(AttributeProto { name: Some(name.into()), r#type: Some(A::String as i32), s: Some(value.as_bytes().to_vec()), ..Default::default() });
+                }
+                // Set a float attribute to an edge value.
+                15 => {
+                    let n = p.pick(g.node.len())?;
+                    let name = ["alpha", "beta", "epsilon", "min", "max", "ratio", "value", "axis"][p.pick(8)?];
+                    let f = [0.0, -1.0, 1e-5, 6.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, f32::MIN_POSITIVE][p.pick(9)?];
+                    let node = &mut g.node[n];
+                    node.attribute.retain(|a| a.name.as_deref() != Some(name));
+                    node.attribute.push(AttributeProto { name: Some(name.into()), r#type: Some(A::Float as i32), f: Some(f), ..Default::default() });
+                }
+                // Change a float initializer's value to an edge value (NaN epsilon, inf bounds).
+                16 => {
+                    let i = p.pick(g.initializer.len())?;
+                    let f = [0.0f32, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30][p.pick(6)?];
+                    let t = &mut g.initializer[i];
+                    if let Some(raw) = t.raw_data.as_mut() {
+                        let j = p.pick(raw.len() / 4)?;
+                        raw[4 * j..4 * j + 4].copy_from_slice(&f.to_le_bytes());
+                    }
                 }
                 // Add an output naming an inner value (or nothing real).
                 _ => {

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod export;
 pub mod graph;
 pub mod inspect;
+pub mod limits;
 pub mod onnx;
 pub mod passes;
 pub mod plot;

@@ -15,3 +15,6 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use mobilenetc_runtime as runtime;
+pub mod lower;
+pub mod exec;
+pub mod codegen;

@@ -1,1 +1,0 @@
-//! The naive reference evaluator: plain loops, f64 accumulation; the oracle for tests.

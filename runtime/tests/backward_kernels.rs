@@ -359,3 +359,20 @@ fn softmax_cross_entropy_loss_and_gradient() {
     assert!(softmax_cross_entropy(&big, &[3], 3, None).is_err());
     assert!(softmax_cross_entropy(&big, &[0, 1], 3, None).is_err());
 }
+
+#[test]
+fn fast_packing_matches_the_gemm_packing() {
+    use mobilenetc_runtime::kernels::gemm;
+    for (k, n) in [(1, 1), (5, 16), (17, 33), (40, 7)] {
+        let b = f32s(&rand_vec(k * n, 95));
+        for trans in [false, true] {
+            let mut out = vec![f32::NAN; gemm::packed_len(k, n)];
+            matmul::pack_b(k, n, &b, if trans { k } else { n }, trans, &mut out);
+            assert_eq!(out, gemm::pack(k, n, &b, trans), "k {k} n {n} trans {trans}");
+        }
+    }
+    // The pointwise forward packing equals the conv's own.
+    let cv = Conv2d::new(1, 2, 2, 21, 35, 1, [1, 1], [1, 1], [1, 1], [0; 4], Act::None);
+    let w = f32s(&rand_vec(cv.weights_len(), 96));
+    assert_eq!(conv::pack_forward_weights(&cv, &w), cv.pack_weights(&w));
+}

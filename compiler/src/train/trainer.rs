@@ -315,7 +315,7 @@ impl Trainer {
     fn pack(&mut self, prog: &super::program::Program) {
         for op in &prog.ops {
             match op {
-                FOp::Conv { conv, w, .. } if self.packed[*w].is_none() => self.packed[*w] = Some(conv.pack_weights(&self.param_data[*w])),
+                FOp::Conv { conv, w, .. } if self.packed[*w].is_none() => self.packed[*w] = Some(conv_bwd::pack_forward_weights(conv, &self.param_data[*w])),
                 FOp::Dense { dense, trans, w, .. } if self.packed[*w].is_none() => self.packed[*w] = Some(dense.pack_weights(&self.param_data[*w], *trans)),
                 _ => {}
             }
@@ -326,7 +326,9 @@ impl Trainer {
         if self.arena.len() < comp.place.arena_floats {
             self.arena = vec![0.0; comp.place.arena_floats];
         }
+        let t0 = std::time::Instant::now();
         self.pack(&comp.sched.program);
+        self.record("pack weights".into(), t0);
         let threads = self.cfg.threads;
         let sched = &comp.sched;
         let prog = &sched.program;

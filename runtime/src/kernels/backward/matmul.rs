@@ -29,7 +29,8 @@ pub struct AtB {
 
 impl AtB {
     pub fn new(m: usize, n: usize) -> AtB {
-        AtB { m, n, c: vec![0.0; m * n], at: vec![0.0; m * KC], bp: vec![0.0; gemm::packed_len(KC, n)], started: false }
+        // The transpose and packing buffers are only for the non-AVX-512 path (made on first use).
+        AtB { m, n, c: vec![0.0; m * n], at: Vec::new(), bp: Vec::new(), started: false }
     }
 
     /// Adds `Σ_r A[r]ᵀ B[r]` over `rows` rows: row `r` of A is `a[r·lda .. r·lda + m]`, of B
@@ -54,6 +55,10 @@ impl AtB {
                 r0 += kc;
             }
             return;
+        }
+        if self.at.is_empty() {
+            self.at = vec![0.0; m * KC];
+            self.bp = vec![0.0; gemm::packed_len(KC, n)];
         }
         let mut r0 = 0;
         while r0 < rows {
@@ -96,6 +101,49 @@ impl AtB {
             unsafe { gemm::run_mm(isa, &mm) };
             self.started = true;
             r0 += kc;
+        }
+    }
+}
+
+/// Packs B `[k, n]` into the gemm's panels (`out.len() == gemm::packed_len(k, n)`), given
+/// row-major with row stride `ldb` (`B[kk, j] = b[kk·ldb + j]`), or transposed
+/// (`B[kk, j] = b[j·ldb + kk]`, e.g. OIHW pointwise weights for the forward product). Copies
+/// whole 16-float rows, and 16 × 16 blocks when transposing, instead of one element at a time:
+/// the trainer re-packs every weight after every update.
+pub fn pack_b(k: usize, n: usize, b: &[f32], ldb: usize, trans: bool, out: &mut [f32]) {
+    assert_eq!(out.len(), gemm::packed_len(k, n), "pack_b: packed length");
+    if k == 0 || n == 0 {
+        return;
+    }
+    if trans {
+        assert!(ldb >= k && b.len() >= (n - 1) * ldb + k, "pack_b: B too short");
+    } else {
+        assert!(ldb >= n && b.len() >= (k - 1) * ldb + n, "pack_b: B too short");
+    }
+    for p in 0..n.div_ceil(NR) {
+        let cols = NR.min(n - p * NR);
+        let panel = &mut out[p * k * NR..(p + 1) * k * NR];
+        if !trans {
+            for kk in 0..k {
+                let dst = &mut panel[kk * NR..(kk + 1) * NR];
+                dst[..cols].copy_from_slice(&b[kk * ldb + p * NR..][..cols]);
+                dst[cols..].fill(0.0);
+            }
+        } else {
+            if cols < NR {
+                panel.fill(0.0);
+            }
+            let mut k0 = 0;
+            while k0 < k {
+                let kb = NR.min(k - k0);
+                for jj in 0..cols {
+                    let src = &b[(p * NR + jj) * ldb + k0..][..kb];
+                    for (t, &v) in src.iter().enumerate() {
+                        panel[(k0 + t) * NR + jj] = v;
+                    }
+                }
+                k0 += kb;
+            }
         }
     }
 }

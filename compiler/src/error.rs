@@ -52,6 +52,10 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A training checkpoint that cannot be used (not one, damaged, or of another model).
+    #[error("not a usable checkpoint: {0}")]
+    Checkpoint(String),
+
     /// An error found while reading a file, prefixed with the file's path.
     #[error("{}: {source}", path.display())]
     InFile { path: PathBuf, source: Box<Error> },

@@ -133,3 +133,51 @@ fn table1_through_the_passes_is_within_5_percent_of_the_lower_bound() {
     assert_eq!(gp.plan.lower_bound_bytes, PEAK);
     assert!(gp.plan.ratio() <= 1.05, "arena {} vs lower bound {}", gp.plan.arena_bytes, gp.plan.lower_bound_bytes);
 }
+
+/// The constructor's graph (BatchNorm and Clip after every conv), before and after the passes.
+#[test]
+fn constructed_mobilenet_is_within_5_percent_of_the_lower_bound() {
+    use mobilenetc::graph::mobilenet::{mobilenet_v1, MobileNetConfig};
+    use mobilenetc::passes::{optimize, PassOptions};
+    let mut g = mobilenet_v1(&MobileNetConfig::default()).unwrap();
+    let before = plan_graph(&g).unwrap();
+    summary("MobileNet v1 1.0-224 (constructor, before the passes)", &before);
+    check_plan(&before.schedule.buffers, &before.schedule.steps, &before.plan).unwrap();
+    assert_eq!(before.plan.lower_bound_bytes, PEAK);
+    assert!(before.plan.ratio() <= 1.05, "arena {} vs lower bound {}", before.plan.arena_bytes, before.plan.lower_bound_bytes);
+
+    optimize(&mut g, &PassOptions::default()).unwrap();
+    let after = plan_graph(&g).unwrap();
+    summary("MobileNet v1 1.0-224 (constructor, after the passes)", &after);
+    check_plan(&after.schedule.buffers, &after.schedule.steps, &after.plan).unwrap();
+    assert_eq!(after.plan.lower_bound_bytes, PEAK);
+    assert!(after.plan.ratio() <= 1.05, "arena {} vs lower bound {}", after.plan.arena_bytes, after.plan.lower_bound_bytes);
+    assert!(after.plan.naive_bytes < before.plan.naive_bytes);
+    println!("{}", after.report_text());
+}
+
+/// Other widths, resolutions, batches and the paper's comparison variants plan as tightly.
+#[test]
+fn constructed_variants_are_within_5_percent_of_the_lower_bound() {
+    use mobilenetc::graph::mobilenet::{mobilenet_v1, MobileNetConfig, Variant};
+    use mobilenetc::passes::{optimize, PassOptions};
+    let configs = [
+        MobileNetConfig { alpha: 0.25, resolution: 128, ..MobileNetConfig::default() },
+        MobileNetConfig { alpha: 0.5, resolution: 160, batch: 4, ..MobileNetConfig::default() },
+        MobileNetConfig { alpha: 1.0, resolution: 32, classes: 10, ..MobileNetConfig::default() },
+        MobileNetConfig { variant: Variant::Shallow, ..MobileNetConfig::default() },
+        MobileNetConfig { variant: Variant::FullConv, alpha: 0.25, resolution: 96, ..MobileNetConfig::default() },
+    ];
+    for cfg in configs {
+        let mut g = mobilenet_v1(&cfg).unwrap();
+        for stage in ["before", "after"] {
+            if stage == "after" {
+                optimize(&mut g, &PassOptions::default()).unwrap();
+            }
+            let gp = plan_graph(&g).unwrap();
+            summary(&format!("{cfg:?} {stage} the passes"), &gp);
+            check_plan(&gp.schedule.buffers, &gp.schedule.steps, &gp.plan).unwrap();
+            assert!(gp.plan.ratio() <= 1.05, "{cfg:?} {stage}: arena {} vs lower bound {}", gp.plan.arena_bytes, gp.plan.lower_bound_bytes);
+        }
+    }
+}

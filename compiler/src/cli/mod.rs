@@ -18,9 +18,11 @@ use crate::error::Error;
 use crate::graph::mobilenet::{MobileNetConfig, Variant};
 
 pub mod build;
+pub mod export;
 pub mod inspect;
 pub mod new;
 pub mod run;
+pub mod train;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,6 +45,8 @@ pub enum Command {
     Inspect(inspect::Args),
     Build(build::Args),
     Run(run::Args),
+    Train(train::Args),
+    Export(export::Args),
 }
 
 impl Command {
@@ -52,6 +56,8 @@ impl Command {
             Command::Inspect(a) => inspect::run(a),
             Command::Build(a) => build::run(a),
             Command::Run(a) => run::run(a),
+            Command::Train(a) => train::run(a),
+            Command::Export(a) => export::run(a),
         }
     }
 }

@@ -24,9 +24,22 @@ impl Executor {
         Executor { schedule, arena }
     }
 
-    /// Optimizes a copy of the graph with the default passes and lowers it.
+    /// An executor whose arena is checked against `max_bytes` before it is allocated (a model
+    /// may ask for any arena size; the limit turns an absurd one into an error).
+    pub fn with_limit(schedule: Schedule, max_bytes: u64) -> Result<Executor> {
+        crate::limits::check(&format!("the activation arena of '{}'", schedule.name), crate::limits::f32_bytes(schedule.arena_len), max_bytes)?;
+        Ok(Executor::new(schedule))
+    }
+
+    /// Optimizes a copy of the graph with the default passes and lowers it; the arena must fit
+    /// the default limit ([`crate::limits::DEFAULT_MAX_BYTES`]).
     pub fn from_graph(g: &Graph) -> Result<Executor> {
-        Ok(Executor::new(crate::lower::compile(g)?))
+        Executor::from_graph_with_limit(g, crate::limits::DEFAULT_MAX_BYTES)
+    }
+
+    /// [`Executor::from_graph`] under a byte limit for the arena.
+    pub fn from_graph_with_limit(g: &Graph, max_bytes: u64) -> Result<Executor> {
+        Executor::with_limit(crate::lower::compile(g)?, max_bytes)
     }
 
     pub fn schedule(&self) -> &Schedule {

@@ -1,0 +1,70 @@
+//! Backward kernels for training, on the same conventions as the forward kernels: NHWC
+//! activations, ONNX layouts for parameters (OIHW conv weights, `[k, n]` or `[n, k]` dense
+//! weights), one parameter struct per op (the forward's own: [`Conv2d`](super::Conv2d),
+//! [`Dense`](super::Dense)) and slices in, slices out.
+//!
+//! - [`conv`]: input, weight and bias gradients of any grouped k×k convolution: pointwise
+//!   convs and the general path run on the packed matrix product ([`matmul`]); depthwise convs
+//!   have a direct loop vectorized over channels.
+//! - [`batchnorm`]: BatchNormalization in training mode (batch statistics, running-statistics
+//!   update, backward for x, scale and bias) with a fused activation.
+//! - [`activation`]: ReLU / Clip masks from the saved output.
+//! - [`pool`]: global average pool.
+//! - [`dense`]: fully connected layers (ONNX Gemm / MatMul with a constant weight).
+//! - [`matmul`]: `C = Aᵀ·B` over long `k` (the weight-gradient product), chunked and threaded.
+//!
+//! Gradients are always *written* (never accumulated into the output); a tensor read by
+//! several ops gets one gradient per reader and the trainer sums them. Threaded kernels split
+//! work into contiguous parts and reduce partial sums in a fixed order, so results are the same
+//! for a given thread count on every run.
+
+pub mod activation;
+pub mod batchnorm;
+pub mod conv;
+pub mod dense;
+pub mod matmul;
+pub mod pool;
+
+use std::ops::Range;
+
+use super::isa;
+
+/// Calls `f` on `parts` contiguous, disjoint parts of `0..rows` (on scoped threads when
+/// `parts > 1`) and returns the results in part order.
+pub(crate) fn map_parts<T: Send>(rows: usize, parts: usize, f: impl Fn(Range<usize>) -> T + Sync) -> Vec<T> {
+    let parts = parts.clamp(1, rows.max(1));
+    let range = |i: usize| rows * i / parts..rows * (i + 1) / parts;
+    if parts == 1 {
+        return vec![f(0..rows)];
+    }
+    let isa = isa::current();
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (1..parts).map(|t| s.spawn(move || isa::with_isa(isa, || f(range(t))).expect("isa"))).collect();
+        let mut out = vec![f(range(0))];
+        out.extend(handles.into_iter().map(|h| h.join().expect("kernel thread panicked")));
+        out
+    })
+}
+
+/// Adds the later partial sums into the first, in part order (deterministic).
+pub(crate) fn reduce_into(parts: Vec<Vec<f32>>, out: &mut [f32]) {
+    let mut it = parts.into_iter();
+    if let Some(first) = it.next() {
+        out.copy_from_slice(&first);
+        for p in it {
+            for (o, v) in out.iter_mut().zip(&p) {
+                *o += v;
+            }
+        }
+    }
+}
+
+/// Threads worth using for `work` multiply-adds (tiny layers stay on one thread).
+pub(crate) fn threads_for(work: usize, threads: usize) -> usize {
+    if work < 100_000 {
+        1
+    } else {
+        threads.max(1)
+    }
+}

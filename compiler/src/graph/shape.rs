@@ -44,10 +44,11 @@ pub fn infer_op(node: &str, op: &Op, inputs: &[Vec<usize>]) -> Result<(Op, Vec<u
             if a.group == 0 {
                 return Err(cx.err("group is 0; it must be at least 1"));
             }
-            if w[0] % a.group != 0 || x[1] != w[1] * a.group {
+            // Checked: a hostile group (up to usize::MAX) must not overflow the product.
+            if w[0] % a.group != 0 || w[1].checked_mul(a.group) != Some(x[1]) {
                 return Err(cx.err(format!(
                     "input {} has {} channels but weight {} with group {} expects {} (W[1] × group) and {} output channels divisible by the group; check the weight or the input's channel dimension",
-                    fmt(x), x[1], fmt(w), a.group, w[1] * a.group, w[0]
+                    fmt(x), x[1], fmt(w), a.group, w[1] as u128 * a.group as u128, w[0]
                 )));
             }
             if [w[2], w[3]] != a.kernel {

@@ -160,13 +160,14 @@ fn errors_are_one_line_with_exit_code() {
     let tmp = scratch();
     let dir = tmp.path().join("run");
     let d = dir.to_str().unwrap();
+    let (nowhere, missing, none) = (tmp.path().join("nowhere"), tmp.path().join("missing.onnx"), tmp.path().join("none.safetensors"));
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["train", "--data", tmp.path().join("nowhere").to_str().unwrap(), "--out", d], "not found"),
+        (vec!["train", "--data", nowhere.to_str().unwrap(), "--out", d], "not found"),
         (vec!["train", "--data", "cifar10", "--out", d], "cifar"),
         (vec!["train", "--alpha", "3", "--out", d], "alpha"),
         (vec!["train", "--classes", "5", "--limit", "64", "--out", d], "--classes 10"),
-        (vec!["train", tmp.path().join("missing.onnx").to_str().unwrap(), "--out", d], "missing.onnx"),
-        (vec!["export", tmp.path().join("none.safetensors").to_str().unwrap(), "-o", "x.onnx"], "none.safetensors"),
+        (vec!["train", missing.to_str().unwrap(), "--out", d], "missing.onnx"),
+        (vec!["export", none.to_str().unwrap(), "-o", "x.onnx"], "none.safetensors"),
     ];
     for (args, needle) in cases {
         let out = mobilenetc(&args, &[]);

@@ -321,10 +321,36 @@ fn fresh_settings(args: &Args) -> Result<(Settings, ModelSource), CliError> {
 fn resume_settings(args: &Args, c: &Checkpoint) -> Result<(Settings, ModelSource), CliError> {
     let saved: Settings = serde_json::from_value(c.config.clone())
         .map_err(|e| CliError { file: Some(args.out.join(CHECKPOINT_FILE)), message: format!("its training settings do not parse: {e}"), usage: false })?;
-    if args.model.is_some() || args.alpha.is_some() || args.resolution.is_some() || args.classes.is_some() || args.channels.is_some() || args.variant.is_some() {
-        return Err(CliError::usage("--resume takes the model from the checkpoint; drop MODEL.onnx and the network flags"));
-    }
     let mut differ = Vec::new();
+    // The model flags may be repeated (re-running the same command with --resume) but must
+    // describe the checkpoint's model.
+    match &c.model {
+        ModelSource::MobileNet(m) => {
+            if args.model.is_some() {
+                differ.push("MODEL.onnx (the run trains a constructed network)".to_string());
+            }
+            let mut net = |name: &str, given: Option<String>, saved: String| {
+                if given.is_some_and(|g| g != saved) {
+                    differ.push(format!("{name} (the run has {saved})"));
+                }
+            };
+            net("--alpha", args.alpha.map(|v| v.to_string()), m.alpha.to_string());
+            net("--resolution", args.resolution.map(|v| v.to_string()), m.resolution.to_string());
+            net("--classes", args.classes.map(|v| v.to_string()), m.classes.to_string());
+            net("--channels", args.channels.map(|v| v.to_string()), m.channels.to_string());
+            net("--variant", args.variant.map(|v| Variant::from(v).cli_name().to_string()), m.variant.cli_name().to_string());
+        }
+        ModelSource::Onnx { bytes, name } => {
+            if args.alpha.is_some() || args.resolution.is_some() || args.classes.is_some() || args.channels.is_some() || args.variant.is_some() {
+                differ.push(format!("network flags (the run trains {name})"));
+            }
+            if let Some(p) = &args.model {
+                if std::fs::read(p).ok().as_deref() != Some(bytes.as_slice()) {
+                    differ.push(format!("{} (not the model the run started from, {name})", p.display()));
+                }
+            }
+        }
+    }
     let mut same = |name: &str, given: Option<String>, saved: String| {
         if let Some(g) = given {
             if g != saved {

@@ -7,7 +7,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 python="${MOBILENETC_PYTHON:-$repo/.venv/bin/python}"
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" --bin serve
+# The bench profile (release settings) shares its build with `cargo bench`.
+cargo build --profile bench --quiet --manifest-path "$here/Cargo.toml" --bin serve
 serve="$here/target/release/serve"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT

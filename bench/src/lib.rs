@@ -7,7 +7,6 @@
 
 pub mod onnx_out;
 pub mod standin;
-pub mod tract_model;
 
 use std::time::Instant;
 

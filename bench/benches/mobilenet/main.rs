@@ -7,8 +7,10 @@
 //! each round times 3 runs of each side). The machine is shared, so medians and bests of all
 //! runs are both printed.
 
+mod tract_model;
+
 use mobilenetc_bench::standin::{Spec, StandIn};
-use mobilenetc_bench::tract_model::Tract;
+use tract_model::Tract;
 use mobilenetc_bench::{best, median, onnx_out, sgemm_rate, test_image, time, OURS};
 
 fn env_list(name: &str, default: &str) -> Vec<String> {

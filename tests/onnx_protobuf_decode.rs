@@ -23,35 +23,59 @@ fn attrs(n: &NodeProto) -> HashMap<&str, &AttributeProto> {
 
 fn int(n: &NodeProto, name: &str) -> i64 {
     let a = attrs(n)[name];
-    assert_eq!(a.type_.enum_value(), Ok(AttributeType::INT), "{}.{name}", n.name);
+    assert_eq!(
+        a.type_.enum_value(),
+        Ok(AttributeType::INT),
+        "{}.{name}",
+        n.name
+    );
     a.i
 }
 
 fn float(n: &NodeProto, name: &str) -> f32 {
     let a = attrs(n)[name];
-    assert_eq!(a.type_.enum_value(), Ok(AttributeType::FLOAT), "{}.{name}", n.name);
+    assert_eq!(
+        a.type_.enum_value(),
+        Ok(AttributeType::FLOAT),
+        "{}.{name}",
+        n.name
+    );
     a.f
 }
 
 fn ints(n: &NodeProto, name: &str) -> Vec<i64> {
     let a = attrs(n)[name];
-    assert_eq!(a.type_.enum_value(), Ok(AttributeType::INTS), "{}.{name}", n.name);
+    assert_eq!(
+        a.type_.enum_value(),
+        Ok(AttributeType::INTS),
+        "{}.{name}",
+        n.name
+    );
     a.ints.clone()
 }
 
 fn dims(vi: &ValueInfoProto) -> Vec<String> {
-    let Some(Type::TensorType(t)) = &vi.type_.value else { panic!("{} is not a tensor", vi.name) };
+    let Some(Type::TensorType(t)) = &vi.type_.value else {
+        panic!("{} is not a tensor", vi.name)
+    };
     assert_eq!(t.elem_type, 1, "{} is not float", vi.name);
-    t.shape.dim.iter().map(|d| match &d.value {
-        Some(Dim::DimValue(v)) => v.to_string(),
-        Some(Dim::DimParam(p)) => p.clone(),
-        _ => "?".into(),
-    }).collect()
+    t.shape
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(Dim::DimValue(v)) => v.to_string(),
+            Some(Dim::DimParam(p)) => p.clone(),
+            _ => "?".into(),
+        })
+        .collect()
 }
 
 fn f32s(t: &TensorProto) -> Vec<f32> {
     assert!(t.float_data.is_empty(), "{}: written as raw_data", t.name);
-    t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    t.raw_data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 fn as_i64(v: &[usize]) -> Vec<i64> {
@@ -61,20 +85,41 @@ fn as_i64(v: &[usize]) -> Vec<i64> {
 /// Compares the decoded model with the IR of a constructor network (one ONNX node per IR node).
 fn check_against_ir(g: &Graph, m: &ModelProto, batch: &str) {
     assert_eq!(m.ir_version, 8);
-    assert_eq!((m.opset_import.len(), m.opset_import[0].domain.as_str(), m.opset_import[0].version), (1, "", 17));
+    assert_eq!(
+        (
+            m.opset_import.len(),
+            m.opset_import[0].domain.as_str(),
+            m.opset_import[0].version
+        ),
+        (1, "", 17)
+    );
     assert_eq!(m.producer_name, "mobilenetc");
     assert_eq!(m.doc_string, g.meta.doc_string);
-    let props: Vec<(String, String)> = m.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
+    let props: Vec<(String, String)> = m
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.clone(), p.value.clone()))
+        .collect();
     assert_eq!(props, g.meta.metadata_props);
     let gp = m.graph.as_ref().unwrap();
     assert_eq!(gp.name, g.name);
 
-    let inits: HashMap<&str, &TensorProto> = gp.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-    assert_eq!(inits.len(), gp.initializer.len(), "initializer names are unique");
+    let inits: HashMap<&str, &TensorProto> = gp
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    assert_eq!(
+        inits.len(),
+        gp.initializer.len(),
+        "initializer names are unique"
+    );
     // Every IR constant, with its dims and exact bytes.
     for (&t, c) in &g.constants {
         let name = &g.tensor(t).name;
-        let init = inits.get(name.as_str()).unwrap_or_else(|| panic!("initializer {name} missing"));
+        let init = inits
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("initializer {name} missing"));
         assert_eq!(init.data_type, 1, "{name}");
         assert_eq!(init.dims, as_i64(&c.shape), "{name}");
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -83,7 +128,11 @@ fn check_against_ir(g: &Graph, m: &ModelProto, batch: &str) {
 
     let order = g.nodes_in_order();
     assert_eq!(gp.node.len(), order.len());
-    let names = |ts: &[usize]| ts.iter().map(|&t| g.tensor(t).name.clone()).collect::<Vec<_>>();
+    let names = |ts: &[usize]| {
+        ts.iter()
+            .map(|&t| g.tensor(t).name.clone())
+            .collect::<Vec<_>>()
+    };
     let mut clips = 0;
     for ((_, ir), n) in order.iter().zip(&gp.node) {
         assert_eq!(n.name, ir.name);
@@ -114,7 +163,10 @@ fn check_against_ir(g: &Graph, m: &ModelProto, batch: &str) {
             }
             Op::Gemm(a) => {
                 assert_eq!((float(n, "alpha"), float(n, "beta")), (a.alpha, a.beta));
-                assert_eq!((int(n, "transA"), int(n, "transB")), (a.trans_a as i64, a.trans_b as i64));
+                assert_eq!(
+                    (int(n, "transA"), int(n, "transB")),
+                    (a.trans_a as i64, a.trans_b as i64)
+                );
             }
             Op::Flatten { axis } | Op::Softmax { axis } => assert_eq!(int(n, "axis"), *axis),
             Op::GlobalAveragePool => assert!(n.attribute.is_empty()),
@@ -126,18 +178,32 @@ fn check_against_ir(g: &Graph, m: &ModelProto, batch: &str) {
     // Graph input and output, with the batch dimension as asked.
     let shape = |t: usize| {
         let s = g.shape(t);
-        std::iter::once(batch.to_string()).chain(s[1..].iter().map(|d| d.to_string())).collect::<Vec<_>>()
+        std::iter::once(batch.to_string())
+            .chain(s[1..].iter().map(|d| d.to_string()))
+            .collect::<Vec<_>>()
     };
     assert_eq!(gp.input.len(), 1);
-    assert_eq!((gp.input[0].name.as_str(), dims(&gp.input[0])), ("input", shape(g.inputs[0])));
-    assert_eq!((gp.output[0].name.as_str(), dims(&gp.output[0])), ("output", shape(g.outputs[0])));
+    assert_eq!(
+        (gp.input[0].name.as_str(), dims(&gp.input[0])),
+        ("input", shape(g.inputs[0]))
+    );
+    assert_eq!(
+        (gp.output[0].name.as_str(), dims(&gp.output[0])),
+        ("output", shape(g.outputs[0]))
+    );
     // value_info: every intermediate tensor, with its shape.
     assert_eq!(gp.value_info.len(), order.len() - 1);
-    let by_name: HashMap<&str, &ValueInfoProto> = gp.value_info.iter().map(|v| (v.name.as_str(), v)).collect();
+    let by_name: HashMap<&str, &ValueInfoProto> =
+        gp.value_info.iter().map(|v| (v.name.as_str(), v)).collect();
     for (_, ir) in &order {
         let t = ir.outputs[0];
         if t != g.outputs[0] {
-            assert_eq!(dims(by_name[g.tensor(t).name.as_str()]), shape(t), "{}", ir.name);
+            assert_eq!(
+                dims(by_name[g.tensor(t).name.as_str()]),
+                shape(t),
+                "{}",
+                ir.name
+            );
         }
     }
 }
@@ -151,10 +217,36 @@ fn mobilenet_224_decodes_with_onnx_protobuf() {
 #[test]
 fn variants_decode_with_onnx_protobuf() {
     for variant in [Variant::FullConv, Variant::Shallow] {
-        let cfg = MobileNetConfig { alpha: 0.5, resolution: 64, classes: 7, channels: 1, variant, batch: 3, ..Default::default() };
+        let cfg = MobileNetConfig {
+            alpha: 0.5,
+            resolution: 64,
+            classes: 7,
+            channels: 1,
+            variant,
+            batch: 3,
+            ..Default::default()
+        };
         let g = mobilenet_v1(&cfg).unwrap();
-        check_against_ir(&g, &decode(&g, &ExportOptions { symbolic_batch: None }), "3");
-        check_against_ir(&g, &decode(&g, &ExportOptions { symbolic_batch: Some("N".into()) }), "N");
+        check_against_ir(
+            &g,
+            &decode(
+                &g,
+                &ExportOptions {
+                    symbolic_batch: None,
+                },
+            ),
+            "3",
+        );
+        check_against_ir(
+            &g,
+            &decode(
+                &g,
+                &ExportOptions {
+                    symbolic_batch: Some("N".into()),
+                },
+            ),
+            "N",
+        );
     }
 }
 
@@ -162,33 +254,81 @@ fn variants_decode_with_onnx_protobuf() {
 fn fused_ops_decode_as_standard_ops() {
     let mut g = Graph::new("fused");
     let x = g.add_input("x", vec![1, 2, 4, 4]);
-    let w = g.add_constant("w", Tensor::new(vec![3, 2, 3, 3], (0..54).map(|i| i as f32 / 7.0).collect()));
-    let attrs = ConvAttrs { kernel: [3, 3], strides: [1, 1], pads: [1; 4], dilations: [1, 1], group: 1, auto_pad: AutoPad::NotSet, activation: Activation::Relu };
+    let w = g.add_constant(
+        "w",
+        Tensor::new(vec![3, 2, 3, 3], (0..54).map(|i| i as f32 / 7.0).collect()),
+    );
+    let attrs = ConvAttrs {
+        kernel: [3, 3],
+        strides: [1, 1],
+        pads: [1; 4],
+        dilations: [1, 1],
+        group: 1,
+        auto_pad: AutoPad::NotSet,
+        activation: Activation::Relu,
+    };
     let (_, y) = g.add_op("c", Op::Conv(attrs), vec![x, w], vec![1, 3, 4, 4]);
     let fw = g.add_constant("fw", Tensor::new(vec![5, 3], vec![0.5; 15]));
     let fb = g.add_constant("fb", Tensor::new(vec![5], vec![-1.0; 5]));
     let out = g.add_tensor("logits", vec![1, 5]);
-    g.add_node("head", Op::Head { softmax: false }, vec![y, fw, fb], vec![out]);
+    g.add_node(
+        "head",
+        Op::Head { softmax: false },
+        vec![y, fw, fb],
+        vec![out],
+    );
     g.outputs.push(out);
     let m = decode(&g, &ExportOptions::default());
-    assert_eq!(m.producer_name, "mobilenetc", "a graph without a producer is written as ours");
+    assert_eq!(
+        m.producer_name, "mobilenetc",
+        "a graph without a producer is written as ours"
+    );
     let gp = m.graph.as_ref().unwrap();
-    let seq: Vec<(&str, &str, Vec<String>, Vec<String>)> =
-        gp.node.iter().map(|n| (n.name.as_str(), n.op_type.as_str(), n.input.to_vec(), n.output.to_vec())).collect();
+    let seq: Vec<(&str, &str, Vec<String>, Vec<String>)> = gp
+        .node
+        .iter()
+        .map(|n| {
+            (
+                n.name.as_str(),
+                n.op_type.as_str(),
+                n.input.to_vec(),
+                n.output.to_vec(),
+            )
+        })
+        .collect();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     assert_eq!(
         seq,
         vec![
             ("c", "Conv", s(&["x", "w"]), s(&["c_preact"])),
             ("c_relu", "Relu", s(&["c_preact"]), s(&["c"])),
-            ("head_pool", "GlobalAveragePool", s(&["c"]), s(&["head_pool"])),
-            ("head_flatten", "Flatten", s(&["head_pool"]), s(&["head_flatten"])),
-            ("head_fc", "Gemm", s(&["head_flatten", "fw", "fb"]), s(&["logits"])),
+            (
+                "head_pool",
+                "GlobalAveragePool",
+                s(&["c"]),
+                s(&["head_pool"])
+            ),
+            (
+                "head_flatten",
+                "Flatten",
+                s(&["head_pool"]),
+                s(&["head_flatten"])
+            ),
+            (
+                "head_fc",
+                "Gemm",
+                s(&["head_flatten", "fw", "fb"]),
+                s(&["logits"])
+            ),
         ]
     );
     assert_eq!(int(&gp.node[4], "transB"), 1);
     assert_eq!(int(&gp.node[3], "axis"), 1);
-    let vi: Vec<(&str, Vec<String>)> = gp.value_info.iter().map(|v| (v.name.as_str(), dims(v))).collect();
+    let vi: Vec<(&str, Vec<String>)> = gp
+        .value_info
+        .iter()
+        .map(|v| (v.name.as_str(), dims(v)))
+        .collect();
     let d = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     assert_eq!(
         vi,
@@ -199,5 +339,8 @@ fn fused_ops_decode_as_standard_ops() {
             ("head_flatten", d(&["batch", "3"])),
         ]
     );
-    assert_eq!(f32s(gp.initializer.iter().find(|t| t.name == "fb").unwrap()), vec![-1.0; 5]);
+    assert_eq!(
+        f32s(gp.initializer.iter().find(|t| t.name == "fb").unwrap()),
+        vec![-1.0; 5]
+    );
 }

@@ -48,12 +48,18 @@ pub struct Report {
 
 /// The batch size the counts are divided by: the leading dimension of the first input.
 fn batch_of(g: &Graph) -> u64 {
-    g.inputs.first().and_then(|&t| g.shape(t).first().copied()).filter(|&b| b > 0).map_or(1, |b| b as u64)
+    g.inputs
+        .first()
+        .and_then(|&t| g.shape(t).first().copied())
+        .filter(|&b| b > 0)
+        .map_or(1, |b| b as u64)
 }
 
 /// Saturates rather than overflows on absurd shapes (the importer bounds real ones).
 fn numel(shape: &[usize]) -> u64 {
-    shape.iter().fold(1u64, |acc, &d| acc.saturating_mul(d as u64))
+    shape
+        .iter()
+        .fold(1u64, |acc, &d| acc.saturating_mul(d as u64))
 }
 
 /// Counts every node of `g` (which must have its shapes inferred).
@@ -65,11 +71,17 @@ pub fn count(g: &Graph) -> Result<Report> {
     let mut layers = Vec::with_capacity(order.len());
     for n in order {
         let node = g.node(n);
-        let out_shape = node.outputs.first().map(|&t| g.shape(t).to_vec()).unwrap_or_default();
+        let out_shape = node
+            .outputs
+            .first()
+            .map(|&t| g.shape(t).to_vec())
+            .unwrap_or_default();
         let macs = mult_adds(g, node, &out_shape)?;
         // Params: the constant operands of weighted layers, each constant once.
         let mut take = |ids: &[TensorId]| -> u64 {
-            ids.iter().filter(|&&t| g.is_constant(t) && counted.insert(t)).fold(0u64, |a, &t| a.saturating_add(numel(g.shape(t))))
+            ids.iter()
+                .filter(|&&t| g.is_constant(t) && counted.insert(t))
+                .fold(0u64, |a, &t| a.saturating_add(numel(g.shape(t))))
         };
         let operands = node.inputs.get(1..).unwrap_or_default();
         let (params, bn_params) = match &node.op {
@@ -79,12 +91,23 @@ pub fn count(g: &Graph) -> Result<Report> {
             Op::BatchNorm { .. } => (0, take(operands)),
             _ => (0, 0),
         };
-        layers.push(LayerRow { name: node.name.clone(), op: node.op.name().to_string(), output_shape: out_shape, mult_adds: macs / batch, params, bn_params });
+        layers.push(LayerRow {
+            name: node.name.clone(),
+            op: node.op.name().to_string(),
+            output_shape: out_shape,
+            mult_adds: macs / batch,
+            params,
+            bn_params,
+        });
     }
     Ok(Report {
-        mult_adds: layers.iter().fold(0u64, |a, l| a.saturating_add(l.mult_adds)),
+        mult_adds: layers
+            .iter()
+            .fold(0u64, |a, l| a.saturating_add(l.mult_adds)),
         params: layers.iter().fold(0u64, |a, l| a.saturating_add(l.params)),
-        bn_params: layers.iter().fold(0u64, |a, l| a.saturating_add(l.bn_params)),
+        bn_params: layers
+            .iter()
+            .fold(0u64, |a, l| a.saturating_add(l.bn_params)),
         layers,
     })
 }
@@ -93,7 +116,13 @@ pub fn count(g: &Graph) -> Result<Report> {
 fn mult_adds(g: &Graph, node: &Node, out_shape: &[usize]) -> Result<u64> {
     let known = |what: &str| -> Result<()> {
         if out_shape.is_empty() || node.inputs.len() < 2 {
-            return Err(Error::shape(&node.name, node.op.name(), format!("cannot count {what}: the output shape is unknown (run shape inference first)")));
+            return Err(Error::shape(
+                &node.name,
+                node.op.name(),
+                format!(
+                    "cannot count {what}: the output shape is unknown (run shape inference first)"
+                ),
+            ));
         }
         Ok(())
     };
@@ -108,7 +137,11 @@ fn mult_adds(g: &Graph, node: &Node, out_shape: &[usize]) -> Result<u64> {
             known("mult-adds")?;
             let sa = input(0);
             if sa.len() != 2 {
-                return Err(Error::shape(&node.name, "Gemm", format!("input A has shape {sa:?}, expected rank 2")));
+                return Err(Error::shape(
+                    &node.name,
+                    "Gemm",
+                    format!("input A has shape {sa:?}, expected rank 2"),
+                ));
             }
             let k = if a.trans_a { sa[0] } else { sa[1] };
             numel(out_shape).saturating_mul(k as u64)
@@ -129,15 +162,22 @@ fn mult_adds(g: &Graph, node: &Node, out_shape: &[usize]) -> Result<u64> {
 }
 
 /// An `Add` of a constant to the output of a conv or fully connected layer: its bias.
-fn is_bias_add(g: &Graph, node: &Node, producers: &std::collections::HashMap<TensorId, crate::graph::NodeId>) -> bool {
+fn is_bias_add(
+    g: &Graph,
+    node: &Node,
+    producers: &std::collections::HashMap<TensorId, crate::graph::NodeId>,
+) -> bool {
     if node.inputs.len() != 2 {
         return false;
     }
-    let (consts, acts): (Vec<TensorId>, Vec<TensorId>) = node.inputs.iter().partition(|&&t| g.is_constant(t));
+    let (consts, acts): (Vec<TensorId>, Vec<TensorId>) =
+        node.inputs.iter().partition(|&&t| g.is_constant(t));
     if consts.len() != 1 || acts.len() != 1 {
         return false;
     }
-    producers.get(&acts[0]).is_some_and(|&p| matches!(g.node(p).op, Op::Conv(_) | Op::Gemm(_) | Op::MatMul))
+    producers
+        .get(&acts[0])
+        .is_some_and(|&p| matches!(g.node(p).op, Op::Conv(_) | Op::Gemm(_) | Op::MatMul))
 }
 
 /// `1234567` → `"1,234,567"`.
@@ -145,7 +185,7 @@ pub fn thousands(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -159,7 +199,8 @@ pub fn millions(v: u64) -> String {
 }
 
 impl Report {
-    /// The one-line totals, e.g. `568.7 M mult-adds, 4.2 M params (4,210,088), 41,728 BatchNorm params`.
+    /// The one-line totals, e.g. `568.7 M mult-adds (568,740,352), 4.2 M params (4,210,088),
+    /// 43,776 BatchNorm params`.
     pub fn totals_line(&self) -> String {
         format!(
             "{} mult-adds ({}), {} params ({}), {} BatchNorm params",
@@ -173,7 +214,12 @@ impl Report {
 
     /// The per-layer table and the totals, as `mobilenetc inspect` prints them.
     pub fn to_table(&self) -> String {
-        let shape = |s: &[usize]| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×");
+        let shape = |s: &[usize]| {
+            s.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("×")
+        };
         let rows: Vec<[String; 5]> = self
             .layers
             .iter()
@@ -183,8 +229,18 @@ impl Report {
                     (p, 0) => thousands(p),
                     (_, b) => format!("({} bn)", thousands(b)),
                 };
-                let macs = if l.mult_adds == 0 { String::new() } else { thousands(l.mult_adds) };
-                [l.name.clone(), l.op.clone(), shape(&l.output_shape), macs, params]
+                let macs = if l.mult_adds == 0 {
+                    String::new()
+                } else {
+                    thousands(l.mult_adds)
+                };
+                [
+                    l.name.clone(),
+                    l.op.clone(),
+                    shape(&l.output_shape),
+                    macs,
+                    params,
+                ]
             })
             .collect();
         let header = ["layer", "op", "output shape", "mult-adds", "params"];
@@ -197,8 +253,8 @@ impl Report {
         let mut out = String::new();
         let line = |out: &mut String, cells: [&str; 5]| {
             let pad = |s: &str, w: usize| " ".repeat(w.saturating_sub(s.chars().count()));
-            let _ = writeln!(
-                out,
+            // Text columns left-aligned, number columns right-aligned; no trailing blanks.
+            let text = format!(
                 "{}{}  {}{}  {}{}  {}{}  {}{}",
                 cells[0],
                 pad(cells[0], width[0]),
@@ -211,6 +267,7 @@ impl Report {
                 pad(cells[4], width[4]),
                 cells[4]
             );
+            let _ = writeln!(out, "{}", text.trim_end());
         };
         line(&mut out, header);
         for r in &rows {
@@ -228,7 +285,15 @@ mod tests {
     use crate::graph::{Activation, AutoPad, ConvAttrs, GemmAttrs, Tensor};
 
     fn conv(k: usize, stride: usize, pads: [usize; 4], group: usize) -> Op {
-        Op::Conv(ConvAttrs { kernel: [k, k], strides: [stride; 2], pads, dilations: [1, 1], group, auto_pad: AutoPad::NotSet, activation: Activation::None })
+        Op::Conv(ConvAttrs {
+            kernel: [k, k],
+            strides: [stride; 2],
+            pads,
+            dilations: [1, 1],
+            group,
+            auto_pad: AutoPad::NotSet,
+            activation: Activation::None,
+        })
     }
 
     fn constant(g: &mut Graph, name: &str, shape: Vec<usize>) -> TensorId {
@@ -245,19 +310,57 @@ mod tests {
         let mut g = Graph::new("pt");
         let x = g.add_input("x", vec![batch, 3, 16, 16]);
         let w0 = constant(&mut g, "w0", vec![8, 3, 3, 3]);
-        let (_, y) = g.add_op("c0", conv(3, 2, [1; 4], 1), vec![x, w0], vec![batch, 8, 8, 8]);
-        let bn: Vec<_> = (0..4).map(|i| constant(&mut g, &format!("bn{i}"), vec![8])).collect();
-        let (_, y) = g.add_op("bn", Op::BatchNorm { epsilon: 1e-5, momentum: 0.9 }, vec![y, bn[0], bn[1], bn[2], bn[3]], vec![batch, 8, 8, 8]);
-        let (_, y) = g.add_op("r", Op::Clip { min: 0.0, max: 6.0 }, vec![y], vec![batch, 8, 8, 8]);
+        let (_, y) = g.add_op(
+            "c0",
+            conv(3, 2, [1; 4], 1),
+            vec![x, w0],
+            vec![batch, 8, 8, 8],
+        );
+        let bn: Vec<_> = (0..4)
+            .map(|i| constant(&mut g, &format!("bn{i}"), vec![8]))
+            .collect();
+        let (_, y) = g.add_op(
+            "bn",
+            Op::BatchNorm {
+                epsilon: 1e-5,
+                momentum: 0.9,
+            },
+            vec![y, bn[0], bn[1], bn[2], bn[3]],
+            vec![batch, 8, 8, 8],
+        );
+        let (_, y) = g.add_op(
+            "r",
+            Op::Clip { min: 0.0, max: 6.0 },
+            vec![y],
+            vec![batch, 8, 8, 8],
+        );
         let w1 = constant(&mut g, "w1", vec![8, 1, 3, 3]);
-        let (_, y) = g.add_op("dw", conv(3, 1, [1; 4], 8), vec![y, w1], vec![batch, 8, 8, 8]);
+        let (_, y) = g.add_op(
+            "dw",
+            conv(3, 1, [1; 4], 8),
+            vec![y, w1],
+            vec![batch, 8, 8, 8],
+        );
         let w2 = constant(&mut g, "w2", vec![16, 8, 1, 1]);
-        let (_, y) = g.add_op("pw", conv(1, 1, [0; 4], 1), vec![y, w2], vec![batch, 16, 8, 8]);
+        let (_, y) = g.add_op(
+            "pw",
+            conv(1, 1, [0; 4], 1),
+            vec![y, w2],
+            vec![batch, 16, 8, 8],
+        );
         let (_, y) = g.add_op("gap", Op::GlobalAveragePool, vec![y], vec![batch, 16, 1, 1]);
         let (_, y) = g.add_op("flat", Op::Flatten { axis: 1 }, vec![y], vec![batch, 16]);
         let wf = constant(&mut g, "wf", vec![10, 16]);
         let bf = constant(&mut g, "bf", vec![10]);
-        let (_, y) = g.add_op("fc", Op::Gemm(GemmAttrs { trans_b: true, ..Default::default() }), vec![y, wf, bf], vec![batch, 10]);
+        let (_, y) = g.add_op(
+            "fc",
+            Op::Gemm(GemmAttrs {
+                trans_b: true,
+                ..Default::default()
+            }),
+            vec![y, wf, bf],
+            vec![batch, 10],
+        );
         g.outputs.push(y);
         g
     }
@@ -265,8 +368,23 @@ mod tests {
     fn tf2onnx_style() -> Graph {
         let mut g = Graph::new("tf");
         let x = g.add_input("x", vec![1, 16, 16, 3]);
-        let (_, y) = g.add_op("to_nchw", Op::Transpose { perm: vec![0, 3, 1, 2] }, vec![x], vec![1, 3, 16, 16]);
-        let (_, y) = g.add_op("pad", Op::Pad { pads: vec![0, 0, 0, 0, 0, 0, 1, 1], value: 0.0 }, vec![y], vec![1, 3, 17, 17]);
+        let (_, y) = g.add_op(
+            "to_nchw",
+            Op::Transpose {
+                perm: vec![0, 3, 1, 2],
+            },
+            vec![x],
+            vec![1, 3, 16, 16],
+        );
+        let (_, y) = g.add_op(
+            "pad",
+            Op::Pad {
+                pads: vec![0, 0, 0, 0, 0, 0, 1, 1],
+                value: 0.0,
+            },
+            vec![y],
+            vec![1, 3, 17, 17],
+        );
         let w0 = constant(&mut g, "w0", vec![8, 3, 3, 3]);
         let (_, y) = g.add_op("c0", conv(3, 2, [0; 4], 1), vec![y, w0], vec![1, 8, 8, 8]);
         let b0 = constant(&mut g, "b0", vec![8]);
@@ -277,7 +395,15 @@ mod tests {
         let w2 = constant(&mut g, "w2", vec![16, 8, 1, 1]);
         let (_, y) = g.add_op("pw", conv(1, 1, [0; 4], 1), vec![y, w2], vec![1, 16, 8, 8]);
         let (_, y) = g.add_op("gap", Op::GlobalAveragePool, vec![y], vec![1, 16, 1, 1]);
-        let (_, y) = g.add_op("reshape", Op::Reshape { shape: vec![-1, 16], allowzero: false }, vec![y], vec![1, 16]);
+        let (_, y) = g.add_op(
+            "reshape",
+            Op::Reshape {
+                shape: vec![-1, 16],
+                allowzero: false,
+            },
+            vec![y],
+            vec![1, 16],
+        );
         let wf = constant(&mut g, "wf", vec![16, 10]);
         let (_, y) = g.add_op("mm", Op::MatMul, vec![y, wf], vec![1, 10]);
         let bf = constant(&mut g, "bf", vec![10]);
@@ -294,8 +420,12 @@ mod tests {
         assert_eq!((pt.mult_adds, pt.params, pt.bn_params), (MACS, PARAMS, 32));
         let tf = count(&tf2onnx_style()).unwrap();
         // tf2onnx's conv bias (8) is a param PyTorch's BN-followed conv does not have.
-        assert_eq!((tf.mult_adds, tf.params, tf.bn_params), (MACS, PARAMS + 8, 0));
-        let row = |r: &Report, name: &str| r.layers.iter().find(|l| l.name == name).unwrap().clone();
+        assert_eq!(
+            (tf.mult_adds, tf.params, tf.bn_params),
+            (MACS, PARAMS + 8, 0)
+        );
+        let row =
+            |r: &Report, name: &str| r.layers.iter().find(|l| l.name == name).unwrap().clone();
         assert_eq!(row(&tf, "mm_bias").params, 10);
         assert_eq!(row(&tf, "residual").params, 0);
         assert_eq!(row(&tf, "mm").mult_adds, 160);
@@ -315,7 +445,12 @@ mod tests {
         let x = g.add_input("x", vec![2, 16, 4, 4]);
         let w = constant(&mut g, "w", vec![10, 16]);
         let b = constant(&mut g, "b", vec![10]);
-        let (_, y) = g.add_op("head", Op::Head { softmax: true }, vec![x, w, b], vec![2, 10]);
+        let (_, y) = g.add_op(
+            "head",
+            Op::Head { softmax: true },
+            vec![x, w, b],
+            vec![2, 10],
+        );
         g.outputs.push(y);
         let r = count(&g).unwrap();
         assert_eq!((r.mult_adds, r.params), (160, 170));
@@ -348,15 +483,33 @@ mod tests {
     fn malformed_nodes_are_errors_not_panics() {
         let mut g = Graph::new("m");
         let x = g.add_input("x", vec![1, 3, 8, 8]);
-        let (_, y) = g.add_op("bare_conv", conv(1, 1, [0; 4], 1), vec![x], vec![1, 3, 8, 8]);
-        let (_, y) = g.add_op("bare_bn", Op::BatchNorm { epsilon: 1e-5, momentum: 0.9 }, vec![y], vec![1, 3, 8, 8]);
+        let (_, y) = g.add_op(
+            "bare_conv",
+            conv(1, 1, [0; 4], 1),
+            vec![x],
+            vec![1, 3, 8, 8],
+        );
+        let (_, y) = g.add_op(
+            "bare_bn",
+            Op::BatchNorm {
+                epsilon: 1e-5,
+                momentum: 0.9,
+            },
+            vec![y],
+            vec![1, 3, 8, 8],
+        );
         g.outputs.push(y);
         assert!(count(&g).unwrap_err().to_string().contains("bare_conv"));
         // Absurd shapes saturate instead of overflowing.
         let mut g = Graph::new("big");
         let x = g.add_input("x", vec![1, 1 << 20, 1 << 20, 1 << 20]);
         let w = constant_shape_only(&mut g, "w", vec![1 << 20, 1 << 20, 1 << 20, 1 << 20]);
-        let (_, y) = g.add_op("c", conv(1, 1, [0; 4], 1), vec![x, w], vec![1, 1 << 20, 1 << 20, 1 << 20]);
+        let (_, y) = g.add_op(
+            "c",
+            conv(1, 1, [0; 4], 1),
+            vec![x, w],
+            vec![1, 1 << 20, 1 << 20, 1 << 20],
+        );
         g.outputs.push(y);
         assert_eq!(count(&g).unwrap().mult_adds, u64::MAX);
     }
@@ -364,7 +517,13 @@ mod tests {
     /// A constant whose data is not allocated (counting reads only shapes).
     fn constant_shape_only(g: &mut Graph, name: &str, shape: Vec<usize>) -> TensorId {
         let id = g.add_tensor(name, shape);
-        g.constants.insert(id, Tensor { shape: vec![0], data: vec![] });
+        g.constants.insert(
+            id,
+            Tensor {
+                shape: vec![0],
+                data: vec![],
+            },
+        );
         id
     }
 
@@ -382,7 +541,10 @@ mod tests {
         assert_eq!(first["mult_adds"], 112 * 112 * 32 * 27);
         assert_eq!(first["params"], 864);
         let table = r.to_table();
-        assert!(table.contains("block13_pw") && table.contains("568.7 M mult-adds"), "{table}");
+        assert!(
+            table.contains("block13_pw") && table.contains("568.7 M mult-adds"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod export;
 pub mod graph;
 pub mod inspect;
+pub mod limits;
 pub mod onnx;
 pub mod passes;
 pub mod plot;
@@ -18,3 +19,6 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use mobilenetc_runtime as runtime;
+pub mod lower;
+pub mod exec;
+pub mod codegen;

@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn mobilenetc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mobilenetc")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_mobilenetc"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -32,19 +35,42 @@ fn new_then_inspect_json() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.onnx");
     let f = file.to_str().unwrap();
-    let o = mobilenetc(&["new", "--alpha", "0.25", "--resolution", "128", "--classes", "10", "--seed", "3", "-o", f]);
+    let o = mobilenetc(&[
+        "new",
+        "--alpha",
+        "0.25",
+        "--resolution",
+        "128",
+        "--classes",
+        "10",
+        "--seed",
+        "3",
+        "-o",
+        f,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let line = stdout(&o);
     assert_eq!(line.lines().count(), 1, "{line}");
-    assert!(line.contains("m.onnx") && line.contains("mult-adds") && line.contains("params"), "{line}");
+    assert!(
+        line.contains("m.onnx") && line.contains("mult-adds") && line.contains("params"),
+        "{line}"
+    );
     assert!(file.is_file());
 
     let o = mobilenetc(&["inspect", f, "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("inspect --json prints JSON");
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).expect("inspect --json prints JSON");
     // The same network counted in-process.
-    let cfg = mobilenetc::graph::mobilenet::MobileNetConfig { alpha: 0.25, resolution: 128, classes: 10, seed: 3, ..Default::default() };
-    let r = mobilenetc::inspect::count(&mobilenetc::graph::mobilenet::mobilenet_v1(&cfg).unwrap()).unwrap();
+    let cfg = mobilenetc::graph::mobilenet::MobileNetConfig {
+        alpha: 0.25,
+        resolution: 128,
+        classes: 10,
+        seed: 3,
+        ..Default::default()
+    };
+    let r = mobilenetc::inspect::count(&mobilenetc::graph::mobilenet::mobilenet_v1(&cfg).unwrap())
+        .unwrap();
     assert_eq!(v["mult_adds"].as_u64(), Some(r.mult_adds));
     assert_eq!(v["params"].as_u64(), Some(r.params));
     assert_eq!(v["bn_params"].as_u64(), Some(r.bn_params));
@@ -55,13 +81,19 @@ fn new_then_inspect_json() {
             assert!(l.get(k).is_some(), "{l} lacks {k}");
         }
     }
-    assert_eq!(layers.last().unwrap()["output_shape"], serde_json::json!([1, 10]));
+    assert_eq!(
+        layers.last().unwrap()["output_shape"],
+        serde_json::json!([1, 10])
+    );
 
     // The table names every layer and ends with the totals.
     let o = mobilenetc(&["inspect", f, "--dim", "batch=2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let table = stdout(&o);
-    assert!(table.contains("block13_pw_relu6") && table.lines().last().unwrap().starts_with("total:"), "{table}");
+    assert!(
+        table.contains("block13_pw_relu6") && table.lines().last().unwrap().starts_with("total:"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -75,14 +107,28 @@ fn inspect_without_a_file_counts_a_constructed_model() {
 
 #[test]
 fn help_on_every_command() {
-    for args in [&["--help"][..], &["new", "--help"], &["inspect", "--help"], &["help", "new"]] {
+    for args in [
+        &["--help"][..],
+        &["new", "--help"],
+        &["inspect", "--help"],
+        &["help", "new"],
+    ] {
         let o = mobilenetc(args);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
         let h = stdout(&o);
         assert!(h.contains("Usage:"), "{args:?}: {h}");
     }
     let h = stdout(&mobilenetc(&["new", "--help"]));
-    for flag in ["--alpha", "--resolution", "--classes", "--channels", "--variant", "--seed", "--batch", "--output"] {
+    for flag in [
+        "--alpha",
+        "--resolution",
+        "--classes",
+        "--channels",
+        "--variant",
+        "--seed",
+        "--batch",
+        "--output",
+    ] {
         assert!(h.contains(flag), "new --help lacks {flag}");
     }
     assert!(h.contains("full-conv") && h.contains("shallow"));
@@ -111,13 +157,25 @@ fn errors_are_one_line_with_exit_codes() {
     let o = mobilenetc(&["new", "--resolution", "100", "-o", out.to_str().unwrap()]);
     assert_one_error_line(&o, 2, &["multiple of 32"]);
     // Unwritable output: exit 1, the path named.
-    let o = mobilenetc(&["new", "--alpha", "0.25", "--resolution", "32", "-o", "/no/such/dir/m.onnx"]);
+    let o = mobilenetc(&[
+        "new",
+        "--alpha",
+        "0.25",
+        "--resolution",
+        "32",
+        "-o",
+        "/no/such/dir/m.onnx",
+    ]);
     assert_one_error_line(&o, 1, &["/no/such/dir/m.onnx"]);
     // clap usage errors: one line, exit 2.
     assert_one_error_line(&mobilenetc(&["new"]), 2, &["--output"]);
     assert_one_error_line(&mobilenetc(&["new", "--bogus", "-o", "x"]), 2, &["--bogus"]);
     assert_one_error_line(&mobilenetc(&["inspect", "--dim", "batch"]), 2, &["NAME=N"]);
-    assert_one_error_line(&mobilenetc(&["inspect", "m.onnx", "--alpha", "0.5"]), 2, &["FILE"]);
+    assert_one_error_line(
+        &mobilenetc(&["inspect", "m.onnx", "--alpha", "0.5"]),
+        2,
+        &["FILE"],
+    );
     assert_one_error_line(&mobilenetc(&["frobnicate"]), 2, &["frobnicate"]);
     assert!(!Path::new("x").exists());
 }

@@ -11,15 +11,28 @@ use mobilenetc::onnx::export::{to_bytes, ExportOptions};
 use mobilenetc::onnx::import::{import_bytes, ImportOptions};
 
 fn cfg(alpha: f32, resolution: usize, variant: Variant) -> MobileNetConfig {
-    MobileNetConfig { alpha, resolution, variant, ..MobileNetConfig::default() }
+    MobileNetConfig {
+        alpha,
+        resolution,
+        variant,
+        ..MobileNetConfig::default()
+    }
 }
 
 fn assert_paper(r: &Report, what: &str, mult_adds_m: f64, params_m: f64) {
     let macs = r.mult_adds as f64 / 1e6;
     let rel = (macs - mult_adds_m).abs() / mult_adds_m;
-    assert!(rel <= 0.005, "{what}: {macs:.2} M mult-adds vs the paper's {mult_adds_m} M ({:.2}% off)", rel * 100.0);
+    assert!(
+        rel <= 0.005,
+        "{what}: {macs:.2} M mult-adds vs the paper's {mult_adds_m} M ({:.2}% off)",
+        rel * 100.0
+    );
     let params = r.params as f64 / 1e6;
-    assert_eq!((params * 10.0).round(), (params_m * 10.0f64).round(), "{what}: {params:.3} M params vs the paper's {params_m} M");
+    assert_eq!(
+        (params * 10.0).round(),
+        (params_m * 10.0f64).round(),
+        "{what}: {params:.3} M params vs the paper's {params_m} M"
+    );
 }
 
 /// (α, ρ, variant, mult-adds M, params M) as printed in the paper.
@@ -58,14 +71,32 @@ fn exact_counts_of_the_reference_networks() {
     let r = count(&mobilenet_v1(&cfg(1.0, 224, Variant::Standard)).unwrap()).unwrap();
     assert_eq!((r.mult_adds, r.params), (568_740_352, 4_210_088));
     // 27 BatchNorms, 4 vectors each, as wide as conv0, the 13 depthwise and the 13 pointwise convs.
-    let dw: usize = [32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024].iter().sum();
-    let pw: usize = [64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024].iter().sum();
+    let dw: usize = [
+        32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024,
+    ]
+    .iter()
+    .sum();
+    let pw: usize = [
+        64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024,
+    ]
+    .iter()
+    .sum();
     assert_eq!(r.bn_params, 4 * (32 + dw + pw) as u64);
     let r = count(&mobilenet_v1(&cfg(1.0, 160, Variant::Standard)).unwrap()).unwrap();
     assert_eq!(format!("{:.1}", r.mult_adds as f64 / 1e6), "290.7");
     let r = count(&mobilenet_v1(&cfg(0.25, 224, Variant::Standard)).unwrap()).unwrap();
-    assert_eq!(format!("{:.1} {:.2}", r.mult_adds as f64 / 1e6, r.params as f64 / 1e6), "41.0 0.46");
+    assert_eq!(
+        format!(
+            "{:.1} {:.2}",
+            r.mult_adds as f64 / 1e6,
+            r.params as f64 / 1e6
+        ),
+        "41.0 0.46"
+    );
 }
+
+/// Picks the layers of one type by name.
+type Pick = fn(&str) -> bool;
 
 #[test]
 fn table_2_resources_per_layer_type() {
@@ -74,21 +105,27 @@ fn table_2_resources_per_layer_type() {
     // points; params to 0.05 (the paper's shares sum to 99.999% of a total it rounds).
     let g = mobilenet_v1(&MobileNetConfig::default()).unwrap();
     let r = count(&g).unwrap();
-    let share = |pick: &dyn Fn(&str) -> bool| {
+    let share = |pick: Pick| {
         let rows = r.layers.iter().filter(|l| pick(&l.name));
         let (m, p) = rows.fold((0u64, 0u64), |(m, p), l| (m + l.mult_adds, p + l.params));
-        (100.0 * m as f64 / r.mult_adds as f64, 100.0 * p as f64 / r.params as f64)
+        (
+            100.0 * m as f64 / r.mult_adds as f64,
+            100.0 * p as f64 / r.params as f64,
+        )
     };
-    let cases: [(&str, &dyn Fn(&str) -> bool, f64, f64); 4] = [
-        ("1×1", &|n| n.ends_with("_pw"), 94.86, 74.59),
-        ("dw", &|n| n.ends_with("_dw"), 3.06, 1.06),
+    let cases: [(&str, Pick, f64, f64); 4] = [
+        ("1×1", |n| n.ends_with("_pw"), 94.86, 74.59),
+        ("dw", |n| n.ends_with("_dw"), 3.06, 1.06),
         // The paper prints 1.19%: a digit swap; its four shares only sum to 100% with 1.91%.
-        ("3×3", &|n| n == "conv0", 1.91, 0.02),
-        ("fc", &|n| n == "fc", 0.18, 24.33),
+        ("3×3", |n| n == "conv0", 1.91, 0.02),
+        ("fc", |n| n == "fc", 0.18, 24.33),
     ];
     for (name, pick, macs, params) in cases {
         let (m, p) = share(pick);
-        assert!((m - macs).abs() < 0.01 && (p - params).abs() < 0.05, "{name}: {m:.3}% / {p:.3}% vs the paper's {macs}% / {params}%");
+        assert!(
+            (m - macs).abs() < 0.01 && (p - params).abs() < 0.05,
+            "{name}: {m:.3}% / {p:.3}% vs the paper's {macs}% / {params}%"
+        );
     }
 }
 

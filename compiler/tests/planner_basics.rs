@@ -134,3 +134,42 @@ fn reports_name_every_buffer_and_the_totals() {
     assert_eq!(tensors[1]["offset"].as_u64(), Some(p.offsets[1] as u64));
     assert_eq!((tensors[1]["first_step"].as_u64(), tensors[1]["last_step"].as_u64()), (Some(0), Some(1)));
 }
+
+/// A training step in the shape the trainer will emit: forward, loss, backward, optimizer.
+/// Relu offers in place, but its input is saved for ReluGrad, so the offer is refused; the
+/// backward Relu's offer (overwrite the incoming gradient) is taken.
+#[test]
+fn training_steps_keep_saved_activations() {
+    use BufferKind::*;
+    let names_kinds = [
+        ("x", 4096, Input),
+        ("h1", 8192, Saved),
+        ("a1", 8192, Saved),
+        ("y", 640, Activation),
+        ("loss", 64, Output),
+        ("dy", 640, Gradient),
+        ("dW2", 20480, Gradient),
+        ("da1", 8192, Gradient),
+        ("dh1", 8192, Gradient),
+        ("dW1", 32768, Gradient),
+    ];
+    let buffers: Vec<Buffer> = names_kinds.iter().map(|&(n, b, k)| buf(n, b, k)).collect();
+    let id = |name: &str| names_kinds.iter().position(|&(n, _, _)| n == name).unwrap();
+    let steps = vec![
+        Step::new("fc1", vec![id("x")], vec![id("h1")]),
+        Step::new("relu", vec![id("h1")], vec![id("a1")]).with_inplace(id("h1"), id("a1")),
+        Step::new("fc2", vec![id("a1")], vec![id("y")]),
+        Step::new("loss", vec![id("y")], vec![id("loss"), id("dy")]),
+        Step::new("fc2.grad", vec![id("a1"), id("dy")], vec![id("da1"), id("dW2")]),
+        Step::new("relu.grad", vec![id("h1"), id("da1")], vec![id("dh1")]).with_inplace(id("da1"), id("dh1")),
+        Step::new("fc1.grad", vec![id("x"), id("dh1")], vec![id("dW1")]),
+        Step::new("sgd", vec![id("dW1"), id("dW2")], vec![]),
+    ];
+    let p = plan(&buffers, &steps).unwrap();
+    check_plan(&buffers, &steps, &p).unwrap();
+    assert_eq!(p.inplace_taken, vec![(id("da1"), id("dh1"))]);
+    assert_eq!(p.intervals[id("h1")], (0, 5), "h1 is saved until relu.grad");
+    assert_eq!(p.intervals[id("x")], (0, 6), "x is saved until fc1.grad");
+    assert!(p.arena_bytes < p.naive_bytes);
+    println!("training: arena {} lower bound {} naive {}", p.arena_bytes, p.lower_bound_bytes, p.naive_bytes);
+}

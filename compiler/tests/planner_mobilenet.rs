@@ -20,7 +20,7 @@ fn conv_op(kernel: usize, stride: usize, group: usize, activation: Activation) -
 }
 
 /// Conv (+ BatchNorm + Clip unless `fused`) from `x` [1, c, h, h] to [1, m, h/s, h/s].
-fn layer(g: &mut Graph, name: &str, x: TensorId, m: usize, kernel: usize, stride: usize, depthwise: bool, fused: bool) -> TensorId {
+fn layer(g: &mut Graph, name: &str, x: TensorId, m: usize, [kernel, stride]: [usize; 2], depthwise: bool, fused: bool) -> TensorId {
     let s = g.shape(x).to_vec();
     let (c, h) = (s[1], s[2]);
     let out = vec![1, m, h.div_ceil(stride), h.div_ceil(stride)];
@@ -39,11 +39,11 @@ fn layer(g: &mut Graph, name: &str, x: TensorId, m: usize, kernel: usize, stride
 fn table1(fused: bool) -> Graph {
     let mut g = Graph::new(if fused { "mobilenet_v1_table1_fused" } else { "mobilenet_v1_table1" });
     let x = g.add_input("input", vec![1, 3, 224, 224]);
-    let mut y = layer(&mut g, "conv0", x, 32, 3, 2, false, fused);
+    let mut y = layer(&mut g, "conv0", x, 32, [3, 2], false, fused);
     for (i, &(stride, m)) in BLOCKS.iter().enumerate() {
         let c = g.shape(y)[1];
-        y = layer(&mut g, &format!("dw{}", i + 1), y, c, 3, stride, true, fused);
-        y = layer(&mut g, &format!("pw{}", i + 1), y, m, 1, 1, false, fused);
+        y = layer(&mut g, &format!("dw{}", i + 1), y, c, [3, stride], true, fused);
+        y = layer(&mut g, &format!("pw{}", i + 1), y, m, [1, 1], false, fused);
     }
     let w = g.add_constant("fc.w", Tensor::zeros(vec![1000, 1024]));
     let b = g.add_constant("fc.b", Tensor::zeros(vec![1000]));
@@ -118,4 +118,66 @@ fn table1_before_passes_is_within_5_percent_of_the_lower_bound() {
     assert_eq!(json["arena_bytes"].as_u64(), Some(gp.plan.arena_bytes as u64));
     assert_eq!(json["tensors"].as_array().unwrap().len(), gp.schedule.buffers.len());
     println!("{}", gp.report_text());
+}
+
+/// The hand-built graph as imported, through the real passes (BatchNorm folded, ReLU6 fused,
+/// the head fused): planned like the hand-fused form.
+#[test]
+fn table1_through_the_passes_is_within_5_percent_of_the_lower_bound() {
+    use mobilenetc::passes::{optimize, PassOptions};
+    let mut g = table1(false);
+    optimize(&mut g, &PassOptions::default()).unwrap();
+    let gp = plan_graph(&g).unwrap();
+    summary("MobileNet v1 1.0-224 (Table 1, after the passes)", &gp);
+    check_plan(&gp.schedule.buffers, &gp.schedule.steps, &gp.plan).unwrap();
+    assert_eq!(gp.plan.lower_bound_bytes, PEAK);
+    assert!(gp.plan.ratio() <= 1.05, "arena {} vs lower bound {}", gp.plan.arena_bytes, gp.plan.lower_bound_bytes);
+}
+
+/// The constructor's graph (BatchNorm and Clip after every conv), before and after the passes.
+#[test]
+fn constructed_mobilenet_is_within_5_percent_of_the_lower_bound() {
+    use mobilenetc::graph::mobilenet::{mobilenet_v1, MobileNetConfig};
+    use mobilenetc::passes::{optimize, PassOptions};
+    let mut g = mobilenet_v1(&MobileNetConfig::default()).unwrap();
+    let before = plan_graph(&g).unwrap();
+    summary("MobileNet v1 1.0-224 (constructor, before the passes)", &before);
+    check_plan(&before.schedule.buffers, &before.schedule.steps, &before.plan).unwrap();
+    assert_eq!(before.plan.lower_bound_bytes, PEAK);
+    assert!(before.plan.ratio() <= 1.05, "arena {} vs lower bound {}", before.plan.arena_bytes, before.plan.lower_bound_bytes);
+
+    optimize(&mut g, &PassOptions::default()).unwrap();
+    let after = plan_graph(&g).unwrap();
+    summary("MobileNet v1 1.0-224 (constructor, after the passes)", &after);
+    check_plan(&after.schedule.buffers, &after.schedule.steps, &after.plan).unwrap();
+    assert_eq!(after.plan.lower_bound_bytes, PEAK);
+    assert!(after.plan.ratio() <= 1.05, "arena {} vs lower bound {}", after.plan.arena_bytes, after.plan.lower_bound_bytes);
+    assert!(after.plan.naive_bytes < before.plan.naive_bytes);
+    println!("{}", after.report_text());
+}
+
+/// Other widths, resolutions, batches and the paper's comparison variants plan as tightly.
+#[test]
+fn constructed_variants_are_within_5_percent_of_the_lower_bound() {
+    use mobilenetc::graph::mobilenet::{mobilenet_v1, MobileNetConfig, Variant};
+    use mobilenetc::passes::{optimize, PassOptions};
+    let configs = [
+        MobileNetConfig { alpha: 0.25, resolution: 128, ..MobileNetConfig::default() },
+        MobileNetConfig { alpha: 0.5, resolution: 160, batch: 4, ..MobileNetConfig::default() },
+        MobileNetConfig { alpha: 1.0, resolution: 32, classes: 10, ..MobileNetConfig::default() },
+        MobileNetConfig { variant: Variant::Shallow, ..MobileNetConfig::default() },
+        MobileNetConfig { variant: Variant::FullConv, alpha: 0.25, resolution: 96, ..MobileNetConfig::default() },
+    ];
+    for cfg in configs {
+        let mut g = mobilenet_v1(&cfg).unwrap();
+        for stage in ["before", "after"] {
+            if stage == "after" {
+                optimize(&mut g, &PassOptions::default()).unwrap();
+            }
+            let gp = plan_graph(&g).unwrap();
+            summary(&format!("{cfg:?} {stage} the passes"), &gp);
+            check_plan(&gp.schedule.buffers, &gp.schedule.steps, &gp.plan).unwrap();
+            assert!(gp.plan.ratio() <= 1.05, "{cfg:?} {stage}: arena {} vs lower bound {}", gp.plan.arena_bytes, gp.plan.lower_bound_bytes);
+        }
+    }
 }

@@ -313,3 +313,17 @@ fn memory_order_lowers_the_peak_of_branches() {
     let names: Vec<&str> = gp.schedule.steps.iter().map(|s| s.name.as_str()).collect();
     assert!(names == ["a1", "a2", "b1", "b2", "cat"] || names == ["b1", "b2", "a1", "a2", "cat"], "{names:?}");
 }
+
+#[test]
+fn a_wrong_order_is_an_error() {
+    let g = build_graph(&[NodeSpec { op: 2, a: 0, b: 0, c: 0 }, NodeSpec { op: 2, a: 1, b: 0, c: 0 }]);
+    let mut order = g.topo_order().unwrap();
+    order.reverse();
+    let err = schedule_in_order(&g, &order).unwrap_err().to_string();
+    assert!(err.contains("before 'n0'"), "{err}");
+    order.reverse();
+    let err = schedule_in_order(&g, &order[..1]).unwrap_err().to_string();
+    assert!(err.contains("1 of the graph's 2 nodes"), "{err}");
+    let err = schedule_in_order(&g, &[order[0], order[0], order[1]]).unwrap_err().to_string();
+    assert!(err.contains("twice"), "{err}");
+}

@@ -4,6 +4,8 @@
 //! - [`onnx`]: the ONNX protobuf messages (prost) and the writer of trained models;
 //! - [`atomic`]: atomic file replacement (models are never left half-written);
 //! - [`data`]: dataset loaders (CIFAR-10 binary, IDX, image folders) and augmentation;
+//! - [`loss`]: softmax cross-entropy (training);
+//! - [`model`]: weights and errors shared by generated models;
 //! - [`npy`]: NumPy `.npy` reading and writing (inputs, references);
 //! - [`optim`]: optimizers and learning-rate schedules.
 //!
@@ -13,6 +15,7 @@ pub mod atomic;
 pub mod data;
 pub mod kernels;
 pub mod loss;
+pub mod model;
 pub mod npy;
 pub mod onnx;
 pub mod optim;

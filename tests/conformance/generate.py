@@ -5,7 +5,10 @@ single-node case of a claimed op, `<out>/<case>/model.onnx` and
 `<out>/<case>/test_data_set_<i>/{input,output}_<j>.pb`, plus `<out>/manifest.json` with the
 case's op and its tolerances (the suite's defaults: rtol 1e-3, atol 1e-7).
 
-usage: python generate.py OUT_DIR
+With case names after OUT_DIR, writes exactly those cases whatever their op (the tests of
+unclaimed ops use this).
+
+usage: python generate.py OUT_DIR [CASE_NAME ...]
 """
 import json
 import os
@@ -24,7 +27,7 @@ CLAIMED = [
 ]
 
 
-def main(out):
+def main(out, names=()):
     os.makedirs(out, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -34,7 +37,10 @@ def main(out):
         if case.model is None or len(case.model.graph.node) != 1:
             continue  # "_expanded" cases decompose into ops we do not claim
         op = case.model.graph.node[0].op_type
-        if op not in CLAIMED or case.model.graph.node[0].domain not in ("", "ai.onnx"):
+        if names:
+            if case.name not in names:
+                continue
+        elif op not in CLAIMED or case.model.graph.node[0].domain not in ("", "ai.onnx"):
             continue
         if not all(isinstance(v, (np.ndarray, np.generic)) for ins, outs in case.data_sets for v in (*ins, *outs)):
             continue  # sequence or optional values: not tensors, not ours
@@ -60,4 +66,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:])

@@ -17,9 +17,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::error::Error;
 use crate::graph::mobilenet::{MobileNetConfig, Variant};
 
+pub mod build;
 pub mod export;
 pub mod inspect;
 pub mod new;
+pub mod run;
 pub mod train;
 
 #[derive(Parser, Debug)]
@@ -41,6 +43,8 @@ pub struct Cli {
 pub enum Command {
     New(new::Args),
     Inspect(inspect::Args),
+    Build(build::Args),
+    Run(run::Args),
     Train(train::Args),
     Export(export::Args),
 }
@@ -50,6 +54,8 @@ impl Command {
         match self {
             Command::New(a) => new::run(a),
             Command::Inspect(a) => inspect::run(a),
+            Command::Build(a) => build::run(a),
+            Command::Run(a) => run::run(a),
             Command::Train(a) => train::run(a),
             Command::Export(a) => export::run(a),
         }
@@ -71,14 +77,26 @@ impl CliError {
         let usage = matches!(err, Error::Invalid(_));
         match err {
             // The I/O error names its own path (which may differ from `file`).
-            Error::Io { path, source } => CliError { file: Some(path), message: source.to_string(), usage: false },
-            err => CliError { file: Some(file.to_path_buf()), message: err.to_string(), usage },
+            Error::Io { path, source } => CliError {
+                file: Some(path),
+                message: source.to_string(),
+                usage: false,
+            },
+            err => CliError {
+                file: Some(file.to_path_buf()),
+                message: err.to_string(),
+                usage,
+            },
         }
     }
 
     /// A usage error (a bad flag value).
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError { file: None, message: message.into(), usage: true }
+        CliError {
+            file: None,
+            message: message.into(),
+            usage: true,
+        }
     }
 
     pub fn exit_code(&self) -> i32 {
@@ -93,9 +111,17 @@ impl CliError {
 impl From<Error> for CliError {
     fn from(err: Error) -> Self {
         match err {
-            Error::Io { path, source } => CliError { file: Some(path), message: source.to_string(), usage: false },
+            Error::Io { path, source } => CliError {
+                file: Some(path),
+                message: source.to_string(),
+                usage: false,
+            },
             Error::Invalid(m) => CliError::usage(m),
-            err => CliError { file: None, message: err.to_string(), usage: false },
+            err => CliError {
+                file: None,
+                message: err.to_string(),
+                usage: false,
+            },
         }
     }
 }
@@ -105,7 +131,9 @@ impl fmt::Display for CliError {
         let message = one_line(&self.message);
         match &self.file {
             // Some messages already start with the file's name: do not say it twice.
-            Some(file) if !message.starts_with(&file.display().to_string()) => write!(f, "{}: {message}", file.display()),
+            Some(file) if !message.starts_with(&file.display().to_string()) => {
+                write!(f, "{}: {message}", file.display())
+            }
             _ => f.write_str(&message),
         }
     }
@@ -113,7 +141,12 @@ impl fmt::Display for CliError {
 
 /// Joins a multi-line message (e.g. a list of unsupported ops) into one line.
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ").replace(":;", ":")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace(":;", ":")
 }
 
 /// Runs the command line; returns the process exit code.
@@ -125,8 +158,14 @@ pub fn main() -> i32 {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("error: internal error (a bug in mobilenetc, please report it): {}{at}", one_line(&msg));
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error (a bug in mobilenetc, please report it): {}{at}",
+            one_line(&msg)
+        );
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -154,9 +193,17 @@ fn clap_error(e: clap::Error) -> i32 {
             2
         }
         _ => {
+            // clap's first paragraph is the message (it may continue on indented lines, e.g.
+            // the list of missing arguments); the tip and usage that follow are left out.
             let rendered = e.render().to_string();
-            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments").trim();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty())
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
             eprintln!("error: {first} (see --help)");
             2
         }
@@ -167,7 +214,11 @@ fn clap_error(e: clap::Error) -> i32 {
 pub fn print(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError { file: None, message: format!("cannot write to stdout: {e}"), usage: false }),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError {
+            file: None,
+            message: format!("cannot write to stdout: {e}"),
+            usage: false,
+        }),
         _ => Ok(()),
     }
 }
@@ -218,7 +269,12 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Whether any constructor flag was given.
     pub fn any(&self) -> bool {
-        self.alpha.is_some() || self.resolution.is_some() || self.classes.is_some() || self.channels.is_some() || self.variant.is_some() || self.seed.is_some()
+        self.alpha.is_some()
+            || self.resolution.is_some()
+            || self.classes.is_some()
+            || self.channels.is_some()
+            || self.variant.is_some()
+            || self.seed.is_some()
     }
 
     pub fn config(&self, batch: usize) -> MobileNetConfig {
@@ -247,15 +303,27 @@ mod tests {
 
     #[test]
     fn errors_print_on_one_line_with_the_file() {
-        let e = CliError::at(Path::new("m.onnx"), Error::Decode("truncated\nat byte 12".into()));
-        assert_eq!(e.to_string(), "m.onnx: not a valid ONNX model: truncated; at byte 12");
+        let e = CliError::at(
+            Path::new("m.onnx"),
+            Error::Decode("truncated\nat byte 12".into()),
+        );
+        assert_eq!(
+            e.to_string(),
+            "m.onnx: not a valid ONNX model: truncated; at byte 12"
+        );
         assert_eq!(e.exit_code(), 1);
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
         let e = CliError::at(Path::new("m.onnx"), Error::io("other.onnx", io));
         assert_eq!(e.to_string(), "other.onnx: No such file or directory");
         let e = CliError::from(Error::Invalid("alpha must be in (0, 1], got 2".into()));
-        assert_eq!((e.to_string().as_str(), e.exit_code()), ("alpha must be in (0, 1], got 2", 2));
-        let e = CliError::at(Path::new("m.onnx"), Error::Limit("m.onnx: too large".into()));
+        assert_eq!(
+            (e.to_string().as_str(), e.exit_code()),
+            ("alpha must be in (0, 1], got 2", 2)
+        );
+        let e = CliError::at(
+            Path::new("m.onnx"),
+            Error::Limit("m.onnx: too large".into()),
+        );
         assert_eq!(e.to_string(), "m.onnx: too large");
     }
 }

@@ -14,7 +14,9 @@ use crate::onnx::export::{to_bytes, ExportOptions};
 /// shape [batch, C, R, R] (NCHW) and one output `output` (softmax probabilities). Weights are
 /// He-normal from --seed; BatchNorm statistics random but sane.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  mobilenetc new -o mobilenet.onnx\n  mobilenetc new --alpha 0.25 --resolution 128 --classes 10 -o small.onnx\n  mobilenetc new --variant shallow -o shallow.onnx")]
+#[command(
+    after_help = "Examples:\n  mobilenetc new -o mobilenet.onnx\n  mobilenetc new --alpha 0.25 --resolution 128 --classes 10 -o small.onnx\n  mobilenetc new --variant shallow -o shallow.onnx"
+)]
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -29,9 +31,16 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), CliError> {
     let cfg = args.model.config(args.batch.unwrap_or(1));
     let g = mobilenet_v1(&cfg)?;
-    let opts = ExportOptions { symbolic_batch: if args.batch.is_some() { None } else { ExportOptions::default().symbolic_batch } };
+    let opts = ExportOptions {
+        symbolic_batch: if args.batch.is_some() {
+            None
+        } else {
+            ExportOptions::default().symbolic_batch
+        },
+    };
     let bytes = to_bytes(&g, &opts).map_err(|e| CliError::at(&args.output, e))?;
-    mobilenetc_runtime::atomic::write_atomic(&args.output, &bytes).map_err(|e| CliError::at(&args.output, crate::Error::io(&args.output, e)))?;
+    mobilenetc_runtime::atomic::write_atomic(&args.output, &bytes)
+        .map_err(|e| CliError::at(&args.output, crate::Error::io(&args.output, e)))?;
     let report = count(&g).map_err(|e| CliError::at(&args.output, e))?;
     let batch = args.batch.map_or("batch".to_string(), |b| b.to_string());
     print(&format!(

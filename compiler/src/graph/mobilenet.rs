@@ -50,7 +50,9 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
 use crate::error::{Error, Result};
-use crate::graph::{Activation, AutoPad, ConvAttrs, GemmAttrs, Graph, ModelMeta, Op, Tensor, TensorId};
+use crate::graph::{
+    Activation, AutoPad, ConvAttrs, GemmAttrs, Graph, ModelMeta, Op, Tensor, TensorId,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Variant {
@@ -87,7 +89,15 @@ pub struct MobileNetConfig {
 
 impl Default for MobileNetConfig {
     fn default() -> Self {
-        MobileNetConfig { alpha: 1.0, resolution: 224, classes: 1000, channels: 3, variant: Variant::Standard, seed: 0, batch: 1 }
+        MobileNetConfig {
+            alpha: 1.0,
+            resolution: 224,
+            classes: 1000,
+            channels: 3,
+            variant: Variant::Standard,
+            seed: 0,
+            batch: 1,
+        }
     }
 }
 
@@ -103,8 +113,21 @@ const MAX_CHANNELS: usize = 4096;
 const MAX_BATCH: usize = 1 << 16;
 
 /// Table 1's depthwise-separable blocks: (depthwise stride, pointwise filters at α = 1).
-const BLOCKS: [(usize, usize); 13] =
-    [(1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024)];
+const BLOCKS: [(usize, usize); 13] = [
+    (1, 64),
+    (2, 128),
+    (1, 128),
+    (2, 256),
+    (1, 256),
+    (2, 512),
+    (1, 512),
+    (1, 512),
+    (1, 512),
+    (1, 512),
+    (1, 512),
+    (2, 1024),
+    (1, 1024),
+];
 
 /// The block numbers (1-based) that the shallow variant drops: the five 14×14×512 blocks.
 const SHALLOW_DROPPED: std::ops::RangeInclusive<usize> = 7..=11;
@@ -118,22 +141,35 @@ pub fn scaled_channels(c: usize, alpha: f32) -> usize {
 
 fn validate(cfg: &MobileNetConfig) -> Result<()> {
     if !(cfg.alpha > 0.0 && cfg.alpha <= 1.0) {
-        return Err(Error::Invalid(format!("alpha must be in (0, 1], got {}", cfg.alpha)));
+        return Err(Error::Invalid(format!(
+            "alpha must be in (0, 1], got {}",
+            cfg.alpha
+        )));
     }
-    if cfg.resolution < 32 || cfg.resolution % 32 != 0 || cfg.resolution > MAX_RESOLUTION {
+    if cfg.resolution < 32 || !cfg.resolution.is_multiple_of(32) || cfg.resolution > MAX_RESOLUTION
+    {
         return Err(Error::Invalid(format!(
             "resolution must be a multiple of 32 from 32 to {MAX_RESOLUTION} (the network halves it five times), got {}",
             cfg.resolution
         )));
     }
     if cfg.classes == 0 || cfg.classes > MAX_CLASSES {
-        return Err(Error::Invalid(format!("classes must be from 1 to {MAX_CLASSES}, got {}", cfg.classes)));
+        return Err(Error::Invalid(format!(
+            "classes must be from 1 to {MAX_CLASSES}, got {}",
+            cfg.classes
+        )));
     }
     if cfg.channels == 0 || cfg.channels > MAX_CHANNELS {
-        return Err(Error::Invalid(format!("channels must be from 1 to {MAX_CHANNELS}, got {}", cfg.channels)));
+        return Err(Error::Invalid(format!(
+            "channels must be from 1 to {MAX_CHANNELS}, got {}",
+            cfg.channels
+        )));
     }
     if cfg.batch == 0 || cfg.batch > MAX_BATCH {
-        return Err(Error::Invalid(format!("batch must be from 1 to {MAX_BATCH}, got {}", cfg.batch)));
+        return Err(Error::Invalid(format!(
+            "batch must be from 1 to {MAX_BATCH}, got {}",
+            cfg.batch
+        )));
     }
     Ok(())
 }
@@ -145,7 +181,10 @@ pub fn mobilenet_v1(cfg: &MobileNetConfig) -> Result<Graph> {
     validate(cfg)?;
     let mut b = Builder::new(cfg);
 
-    let x = b.g.add_input("input", vec![cfg.batch, cfg.channels, cfg.resolution, cfg.resolution]);
+    let x = b.g.add_input(
+        "input",
+        vec![cfg.batch, cfg.channels, cfg.resolution, cfg.resolution],
+    );
     let mut c = scaled_channels(32, cfg.alpha);
     let mut x = b.conv_bn_relu6("conv0", x, c, 3, 2, 1);
 
@@ -166,12 +205,22 @@ pub fn mobilenet_v1(cfg: &MobileNetConfig) -> Result<Graph> {
     }
 
     let n = cfg.batch;
-    let (_, pooled) = b.g.add_op("pool", Op::GlobalAveragePool, vec![x], vec![n, c, 1, 1]);
-    let (_, flat) = b.g.add_op("flatten", Op::Flatten { axis: 1 }, vec![pooled], vec![n, c]);
+    let (_, pooled) =
+        b.g.add_op("pool", Op::GlobalAveragePool, vec![x], vec![n, c, 1, 1]);
+    let (_, flat) =
+        b.g.add_op("flatten", Op::Flatten { axis: 1 }, vec![pooled], vec![n, c]);
     let w = b.he_normal("fc_w", vec![cfg.classes, c], c);
     let bias = b.normal("fc_b", vec![cfg.classes], 0.01);
-    let fc = GemmAttrs { trans_b: true, ..GemmAttrs::default() };
-    let (_, logits) = b.g.add_op("fc", Op::Gemm(fc), vec![flat, w, bias], vec![n, cfg.classes]);
+    let fc = GemmAttrs {
+        trans_b: true,
+        ..GemmAttrs::default()
+    };
+    let (_, logits) = b.g.add_op(
+        "fc",
+        Op::Gemm(fc),
+        vec![flat, w, bias],
+        vec![n, cfg.classes],
+    );
     let out = b.g.add_tensor("output", vec![n, cfg.classes]);
     b.g.add_node("softmax", Op::Softmax { axis: 1 }, vec![logits], vec![out]);
     b.g.outputs.push(out);
@@ -216,7 +265,10 @@ impl Builder {
             ],
             ..ModelMeta::default()
         };
-        Builder { g, rng: StdRng::seed_from_u64(cfg.seed) }
+        Builder {
+            g,
+            rng: StdRng::seed_from_u64(cfg.seed),
+        }
     }
 
     fn normal(&mut self, name: &str, shape: Vec<usize>, std: f32) -> TensorId {
@@ -237,11 +289,22 @@ impl Builder {
 
     /// A k×k conv (no bias, 'same' pads) from the input's channels to `out`, then BatchNorm
     /// and ReLU6; returns the activation.
-    fn conv_bn_relu6(&mut self, name: &str, x: TensorId, out: usize, k: usize, stride: usize, group: usize) -> TensorId {
+    fn conv_bn_relu6(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        out: usize,
+        k: usize,
+        stride: usize,
+        group: usize,
+    ) -> TensorId {
         let shape = self.g.shape(x).to_vec();
         let (n, c_in, h, w) = (shape[0], shape[1], shape[2], shape[3]);
         let pad = k / 2;
-        let (ho, wo) = ((h + 2 * pad - k) / stride + 1, (w + 2 * pad - k) / stride + 1);
+        let (ho, wo) = (
+            (h + 2 * pad - k) / stride + 1,
+            (w + 2 * pad - k) / stride + 1,
+        );
         let fan_in = c_in / group * k * k;
         let weight = self.he_normal(&format!("{name}_w"), vec![out, c_in / group, k, k], fan_in);
         let attrs = ConvAttrs {
@@ -254,16 +317,31 @@ impl Builder {
             activation: Activation::None,
         };
         let out_shape = vec![n, out, ho, wo];
-        let (_, y) = self.g.add_op(name, Op::Conv(attrs), vec![x, weight], out_shape.clone());
+        let (_, y) = self
+            .g
+            .add_op(name, Op::Conv(attrs), vec![x, weight], out_shape.clone());
 
         let bn = format!("{name}_bn");
         let scale = self.uniform(&format!("{bn}_scale"), out, 0.5, 1.5);
         let bias = self.uniform(&format!("{bn}_bias"), out, -0.25, 0.25);
         let mean = self.uniform(&format!("{bn}_mean"), out, -0.25, 0.25);
         let var = self.uniform(&format!("{bn}_var"), out, 0.5, 1.5);
-        let bn_op = Op::BatchNorm { epsilon: BN_EPSILON, momentum: BN_MOMENTUM };
-        let (_, y) = self.g.add_op(&bn, bn_op, vec![y, scale, bias, mean, var], out_shape.clone());
-        let (_, y) = self.g.add_op(format!("{name}_relu6"), Op::Clip { min: 0.0, max: 6.0 }, vec![y], out_shape);
+        let bn_op = Op::BatchNorm {
+            epsilon: BN_EPSILON,
+            momentum: BN_MOMENTUM,
+        };
+        let (_, y) = self.g.add_op(
+            &bn,
+            bn_op,
+            vec![y, scale, bias, mean, var],
+            out_shape.clone(),
+        );
+        let (_, y) = self.g.add_op(
+            format!("{name}_relu6"),
+            Op::Clip { min: 0.0, max: 6.0 },
+            vec![y],
+            out_shape,
+        );
         y
     }
 }
@@ -273,7 +351,10 @@ mod tests {
     use super::*;
 
     fn names(g: &Graph) -> Vec<String> {
-        g.nodes_in_order().iter().map(|(_, n)| n.name.clone()).collect()
+        g.nodes_in_order()
+            .iter()
+            .map(|(_, n)| n.name.clone())
+            .collect()
     }
 
     #[test]
@@ -283,7 +364,17 @@ mod tests {
         assert_eq!(g.count_op("BatchNormalization"), 27);
         assert_eq!(g.count_op("Clip"), 27);
         let n = names(&g);
-        assert_eq!(&n[..6], ["conv0", "conv0_bn", "conv0_relu6", "block1_dw", "block1_dw_bn", "block1_dw_relu6"]);
+        assert_eq!(
+            &n[..6],
+            [
+                "conv0",
+                "conv0_bn",
+                "conv0_relu6",
+                "block1_dw",
+                "block1_dw_bn",
+                "block1_dw_relu6"
+            ]
+        );
         assert_eq!(&n[n.len() - 4..], ["pool", "flatten", "fc", "softmax"]);
         assert_eq!(g.shape(g.inputs[0]), [1, 3, 224, 224]);
         assert_eq!(g.tensor(g.inputs[0]).name, "input");
@@ -306,18 +397,38 @@ mod tests {
         assert_eq!(scaled_channels(1024, 0.25), 256);
         assert_eq!(scaled_channels(32, 0.3), 9);
         assert_eq!(scaled_channels(64, 0.001), 1);
-        let g = mobilenet_v1(&MobileNetConfig { alpha: 0.5, resolution: 128, classes: 10, ..Default::default() }).unwrap();
-        assert_eq!(g.shape(g.node(g.find_node("conv0").unwrap()).outputs[0]), [1, 16, 64, 64]);
-        assert_eq!(g.shape(g.node(g.find_node("block13_pw").unwrap()).outputs[0]), [1, 512, 4, 4]);
+        let g = mobilenet_v1(&MobileNetConfig {
+            alpha: 0.5,
+            resolution: 128,
+            classes: 10,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            g.shape(g.node(g.find_node("conv0").unwrap()).outputs[0]),
+            [1, 16, 64, 64]
+        );
+        assert_eq!(
+            g.shape(g.node(g.find_node("block13_pw").unwrap()).outputs[0]),
+            [1, 512, 4, 4]
+        );
     }
 
     #[test]
     fn variants_have_their_blocks() {
-        let full = mobilenet_v1(&MobileNetConfig { variant: Variant::FullConv, ..Default::default() }).unwrap();
+        let full = mobilenet_v1(&MobileNetConfig {
+            variant: Variant::FullConv,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(full.count_op("Conv"), 14);
         let w = full.node(full.find_node("block2_conv").unwrap()).inputs[1];
         assert_eq!(full.shape(w), [128, 64, 3, 3]);
-        let shallow = mobilenet_v1(&MobileNetConfig { variant: Variant::Shallow, ..Default::default() }).unwrap();
+        let shallow = mobilenet_v1(&MobileNetConfig {
+            variant: Variant::Shallow,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(shallow.count_op("Conv"), 17);
         assert!(shallow.find_node("block7_dw").is_none());
         assert!(shallow.find_node("block12_dw").is_some());
@@ -326,7 +437,12 @@ mod tests {
 
     #[test]
     fn seed_decides_the_weights() {
-        let cfg = MobileNetConfig { alpha: 0.25, resolution: 32, classes: 10, ..Default::default() };
+        let cfg = MobileNetConfig {
+            alpha: 0.25,
+            resolution: 32,
+            classes: 10,
+            ..Default::default()
+        };
         let a = mobilenet_v1(&cfg).unwrap();
         let b = mobilenet_v1(&cfg).unwrap();
         let c = mobilenet_v1(&MobileNetConfig { seed: 1, ..cfg }).unwrap();
@@ -341,20 +457,71 @@ mod tests {
         let data = &g.constant(w).unwrap().data;
         let var = data.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / data.len() as f64;
         let expected = 2.0 / 1024.0;
-        assert!((var / expected - 1.0).abs() < 0.01, "variance {var} vs {expected}");
+        assert!(
+            (var / expected - 1.0).abs() < 0.01,
+            "variance {var} vs {expected}"
+        );
     }
 
     #[test]
     fn bad_parameters_are_clear_errors() {
         let bad = [
-            (MobileNetConfig { alpha: 0.0, ..Default::default() }, "alpha"),
-            (MobileNetConfig { alpha: 1.5, ..Default::default() }, "alpha"),
-            (MobileNetConfig { alpha: f32::NAN, ..Default::default() }, "alpha"),
-            (MobileNetConfig { resolution: 100, ..Default::default() }, "multiple of 32"),
-            (MobileNetConfig { resolution: 0, ..Default::default() }, "multiple of 32"),
-            (MobileNetConfig { classes: 0, ..Default::default() }, "classes"),
-            (MobileNetConfig { channels: 0, ..Default::default() }, "channels"),
-            (MobileNetConfig { batch: 0, ..Default::default() }, "batch"),
+            (
+                MobileNetConfig {
+                    alpha: 0.0,
+                    ..Default::default()
+                },
+                "alpha",
+            ),
+            (
+                MobileNetConfig {
+                    alpha: 1.5,
+                    ..Default::default()
+                },
+                "alpha",
+            ),
+            (
+                MobileNetConfig {
+                    alpha: f32::NAN,
+                    ..Default::default()
+                },
+                "alpha",
+            ),
+            (
+                MobileNetConfig {
+                    resolution: 100,
+                    ..Default::default()
+                },
+                "multiple of 32",
+            ),
+            (
+                MobileNetConfig {
+                    resolution: 0,
+                    ..Default::default()
+                },
+                "multiple of 32",
+            ),
+            (
+                MobileNetConfig {
+                    classes: 0,
+                    ..Default::default()
+                },
+                "classes",
+            ),
+            (
+                MobileNetConfig {
+                    channels: 0,
+                    ..Default::default()
+                },
+                "channels",
+            ),
+            (
+                MobileNetConfig {
+                    batch: 0,
+                    ..Default::default()
+                },
+                "batch",
+            ),
         ];
         for (cfg, word) in bad {
             match mobilenet_v1(&cfg) {

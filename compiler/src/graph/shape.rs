@@ -44,10 +44,11 @@ pub fn infer_op(node: &str, op: &Op, inputs: &[Vec<usize>]) -> Result<(Op, Vec<u
             if a.group == 0 {
                 return Err(cx.err("group is 0; it must be at least 1"));
             }
-            if w[0] % a.group != 0 || x[1] != w[1] * a.group {
+            // Checked: a hostile group (up to usize::MAX) must not overflow the product.
+            if w[0] % a.group != 0 || w[1].checked_mul(a.group) != Some(x[1]) {
                 return Err(cx.err(format!(
                     "input {} has {} channels but weight {} with group {} expects {} (W[1] × group) and {} output channels divisible by the group; check the weight or the input's channel dimension",
-                    fmt(x), x[1], fmt(w), a.group, w[1] * a.group, w[0]
+                    fmt(x), x[1], fmt(w), a.group, w[1] as u128 * a.group as u128, w[0]
                 )));
             }
             if [w[2], w[3]] != a.kernel {
@@ -320,12 +321,15 @@ fn window(cx: &Cx, input: usize, k: usize, s: usize, d: usize, pb: usize, pe: us
         AutoPad::Valid => (0, 0),
         AutoPad::SameUpper | AutoPad::SameLower => {
             let out = input.div_ceil(s);
-            let need = ((out - 1) * s + ek).saturating_sub(input);
+            // (out - 1) * s < input, so only "+ ek" can overflow: saturate (the window check
+            // below then refuses the absurd kernel).
+            let need = ((out - 1) * s).saturating_add(ek).saturating_sub(input);
             let small = need / 2;
             if auto == AutoPad::SameUpper { (small, need - small) } else { (need - small, small) }
         }
     };
-    let padded = input + pb + pe;
+    // Checked: pads come from attributes and may be anything up to i64::MAX.
+    let padded = input.checked_add(pb).and_then(|v| v.checked_add(pe)).ok_or_else(|| cx.err(format!("the {axis} pads {pb} and {pe} are too large")))?;
     if padded < ek {
         return Err(cx.err(format!(
             "the {axis} kernel (extent {ek} with dilation {d}) is larger than the padded input ({input} + {pb} + {pe} = {padded}); the input is too small for this model (check its resolution with --dim)"
@@ -334,7 +338,7 @@ fn window(cx: &Cx, input: usize, k: usize, s: usize, d: usize, pb: usize, pe: us
     let mut out = if ceil { (padded - ek).div_ceil(s) + 1 } else { (padded - ek) / s + 1 };
     // With ceil_mode, a last window that would start inside the end padding is dropped
     // (ONNX 19+ and PyTorch agree on this).
-    if ceil && auto == AutoPad::NotSet && (out - 1) * s >= input + pb {
+    if ceil && auto == AutoPad::NotSet && (out - 1).saturating_mul(s) >= input + pb {
         out -= 1;
     }
     Ok((out, pb, pe))
@@ -343,7 +347,7 @@ fn window(cx: &Cx, input: usize, k: usize, s: usize, d: usize, pb: usize, pe: us
 fn pool(cx: &Cx, a: &mut PoolAttrs, x: &[usize]) -> Result<Vec<usize>> {
     let (h, pt, pb) = window(cx, x[2], a.kernel[0], a.strides[0], a.dilations[0], a.pads[0], a.pads[2], a.auto_pad, a.ceil_mode, "height")?;
     let (w, pl, pr) = window(cx, x[3], a.kernel[1], a.strides[1], a.dilations[1], a.pads[1], a.pads[3], a.auto_pad, a.ceil_mode, "width")?;
-    if pt.max(pb) >= a.kernel[0] * a.dilations[0] || pl.max(pr) >= a.kernel[1] * a.dilations[1] {
+    if pt.max(pb) >= a.kernel[0].saturating_mul(a.dilations[0]) || pl.max(pr) >= a.kernel[1].saturating_mul(a.dilations[1]) {
         // A window entirely in the padding has no cell to take the max or mean of.
         return Err(cx.err(format!("pads {:?} must be smaller than the kernel {:?}", [pt, pl, pb, pr], a.kernel)));
     }

@@ -31,8 +31,8 @@ use mobilenetc_runtime::onnx::attribute_proto::AttributeType;
 use mobilenetc_runtime::onnx::tensor_proto::DataType;
 use mobilenetc_runtime::onnx::tensor_shape_proto::{dimension, Dimension};
 use mobilenetc_runtime::onnx::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
-    TypeProto, ValueInfoProto,
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use prost::Message;
 
@@ -51,7 +51,9 @@ pub struct ExportOptions {
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { symbolic_batch: Some("batch".into()) }
+        ExportOptions {
+            symbolic_batch: Some("batch".into()),
+        }
     }
 }
 
@@ -88,7 +90,10 @@ impl Names {
         if self.taken.insert(base.to_string()) {
             return base.to_string();
         }
-        (1..).map(|i| format!("{base}_{i}")).find(|n| self.taken.insert(n.clone())).expect("an unused suffix exists")
+        (1..)
+            .map(|i| format!("{base}_{i}"))
+            .find(|n| self.taken.insert(n.clone()))
+            .expect("an unused suffix exists")
     }
 }
 
@@ -126,7 +131,9 @@ impl<'g> Writer<'g> {
         for &t in &used {
             let name = &g.tensor(t).name;
             if !name.is_empty() && !tensor_names.taken.insert(name.clone()) {
-                return Err(Error::Graph(format!("two tensors are named '{name}'; ONNX needs unique tensor names")));
+                return Err(Error::Graph(format!(
+                    "two tensors are named '{name}'; ONNX needs unique tensor names"
+                )));
             }
             names.insert(t, name.clone());
         }
@@ -142,7 +149,12 @@ impl<'g> Writer<'g> {
         let batched = batched_tensors(g, order);
         let batch = opts.symbolic_batch.clone().filter(|_| batched.is_some());
         let by_name = names.iter().map(|(&t, n)| (n.clone(), t)).collect();
-        let boundary = g.inputs.iter().chain(&g.outputs).map(|t| names[t].clone()).collect();
+        let boundary = g
+            .inputs
+            .iter()
+            .chain(&g.outputs)
+            .map(|t| names[t].clone())
+            .collect();
         Ok(Writer {
             g,
             names,
@@ -169,7 +181,12 @@ impl<'g> Writer<'g> {
         if let Some(c) = self.g.constant(t) {
             if self.emitted.insert(t) {
                 let bytes = c.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-                self.initializers.push(tensor_proto(self.name(t), &c.shape, DataType::Float, bytes));
+                self.initializers.push(tensor_proto(
+                    self.name(t),
+                    &c.shape,
+                    DataType::Float,
+                    bytes,
+                ));
             }
         }
         self.name(t)
@@ -181,20 +198,37 @@ impl<'g> Writer<'g> {
 
     fn const_f32(&mut self, base: &str, v: f32) -> String {
         let name = self.tensor_names.fresh(base);
-        self.initializers.push(tensor_proto(name.clone(), &[], DataType::Float, v.to_le_bytes().to_vec()));
+        self.initializers.push(tensor_proto(
+            name.clone(),
+            &[],
+            DataType::Float,
+            v.to_le_bytes().to_vec(),
+        ));
         name
     }
 
     fn const_i64(&mut self, base: &str, v: &[i64]) -> String {
         let name = self.tensor_names.fresh(base);
         let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        self.initializers.push(tensor_proto(name.clone(), &[v.len()], DataType::Int64, bytes));
+        self.initializers.push(tensor_proto(
+            name.clone(),
+            &[v.len()],
+            DataType::Int64,
+            bytes,
+        ));
         name
     }
 
     /// Writes a node, and the value_info of its outputs (so value_info follows node order,
     /// which keeps export → import → export identical even for expanded fused ops).
-    fn push(&mut self, name: String, op: &str, inputs: Vec<String>, outputs: Vec<String>, attribute: Vec<AttributeProto>) {
+    fn push(
+        &mut self,
+        name: String,
+        op: &str,
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+        attribute: Vec<AttributeProto>,
+    ) {
         for out in &outputs {
             if self.boundary.contains(out) {
                 continue;
@@ -225,7 +259,10 @@ impl<'g> Writer<'g> {
     }
 
     fn value_info(&self, name: &str, shape: &[usize], batched: bool) -> ValueInfoProto {
-        let sym = self.batch.as_deref().filter(|_| batched && !shape.is_empty());
+        let sym = self
+            .batch
+            .as_deref()
+            .filter(|_| batched && !shape.is_empty());
         let dim = shape
             .iter()
             .enumerate()
@@ -292,7 +329,10 @@ impl<'g> Writer<'g> {
             return out;
         }
         let pre = self.tensor_names.fresh(&format!("{out}_preact"));
-        let (shape, batched) = (self.g.shape(node.outputs[0]).to_vec(), self.batched.contains(&node.outputs[0]));
+        let (shape, batched) = (
+            self.g.shape(node.outputs[0]).to_vec(),
+            self.batched.contains(&node.outputs[0]),
+        );
         self.intermediate(&pre, &shape, batched);
         pre
     }
@@ -308,7 +348,11 @@ impl<'g> Writer<'g> {
         match &node.op {
             Op::Conv(a) => {
                 let inputs = self.inputs(&node.inputs);
-                let mut attrs = vec![ints("dilations", &a.dilations), int("group", a.group as i64), ints("kernel_shape", &a.kernel)];
+                let mut attrs = vec![
+                    ints("dilations", &a.dilations),
+                    int("group", a.group as i64),
+                    ints("kernel_shape", &a.kernel),
+                ];
                 attrs.extend(padding(a.auto_pad, &a.pads));
                 attrs.push(ints("strides", &a.strides));
                 let pre = self.preact(node, a.activation);
@@ -317,14 +361,25 @@ impl<'g> Writer<'g> {
             }
             Op::Gemm(a) => {
                 let inputs = self.inputs(&node.inputs);
-                let attrs = vec![float("alpha", a.alpha), float("beta", a.beta), int("transA", a.trans_a as i64), int("transB", a.trans_b as i64)];
+                let attrs = vec![
+                    float("alpha", a.alpha),
+                    float("beta", a.beta),
+                    int("transA", a.trans_a as i64),
+                    int("transB", a.trans_b as i64),
+                ];
                 let pre = self.preact(node, a.activation);
                 self.push(name.clone(), "Gemm", inputs, vec![pre.clone()], attrs);
                 self.activation(&name, a.activation, pre, out);
             }
             Op::BatchNorm { epsilon, momentum } => {
                 let inputs = self.inputs(&node.inputs);
-                self.push(name, "BatchNormalization", inputs, outs, vec![float("epsilon", *epsilon), float("momentum", *momentum)]);
+                self.push(
+                    name,
+                    "BatchNormalization",
+                    inputs,
+                    outs,
+                    vec![float("epsilon", *epsilon), float("momentum", *momentum)],
+                );
             }
             Op::Clip { min, max } => {
                 let x = self.input(node.inputs[0]);
@@ -342,7 +397,11 @@ impl<'g> Writer<'g> {
             Op::Reshape { shape, allowzero } => {
                 let x = self.input(node.inputs[0]);
                 let s = self.const_i64(&format!("{name}_shape"), shape);
-                let attrs = if *allowzero { vec![int("allowzero", 1)] } else { vec![] };
+                let attrs = if *allowzero {
+                    vec![int("allowzero", 1)]
+                } else {
+                    vec![]
+                };
                 self.push(name, "Reshape", vec![x, s], outs, attrs);
             }
             Op::Softmax { axis } => {
@@ -354,7 +413,9 @@ impl<'g> Writer<'g> {
                 // f32-only IR cannot express.
                 if let Some(&mask) = node.outputs.get(1) {
                     if self.g.outputs.contains(&mask) || !self.g.consumers(mask).is_empty() {
-                        return Err(op_err("the dropout mask output is used; it cannot be exported".into()));
+                        return Err(op_err(
+                            "the dropout mask output is used; it cannot be exported".into(),
+                        ));
                     }
                 }
                 let x = self.input(node.inputs[0]);
@@ -378,7 +439,13 @@ impl<'g> Writer<'g> {
                 self.push(name, "Concat", inputs, outs, vec![int("axis", *axis)]);
             }
             Op::Head { softmax } => self.head(node, *softmax)?,
-            Op::Relu | Op::GlobalAveragePool | Op::MatMul | Op::Add | Op::Sub | Op::Mul | Op::Identity => {
+            Op::Relu
+            | Op::GlobalAveragePool
+            | Op::MatMul
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Identity => {
                 let inputs = self.inputs(&node.inputs);
                 self.push(name, node.op.name(), inputs, outs, vec![]);
             }
@@ -389,12 +456,23 @@ impl<'g> Writer<'g> {
     /// The fused classifier as GlobalAveragePool → Flatten → Gemm (transB) [→ Softmax].
     fn head(&mut self, node: &Node, softmax: bool) -> Result<()> {
         if node.inputs.len() != 3 {
-            return Err(Error::node(&node.name, "Head", format!("expected 3 inputs (x, weight, bias), found {}", node.inputs.len())));
+            return Err(Error::node(
+                &node.name,
+                "Head",
+                format!(
+                    "expected 3 inputs (x, weight, bias), found {}",
+                    node.inputs.len()
+                ),
+            ));
         }
         let xs = self.g.shape(node.inputs[0]).to_vec();
         let ws = self.g.shape(node.inputs[1]).to_vec();
         if xs.len() != 4 || ws.len() != 2 {
-            return Err(Error::shape(&node.name, "Head", format!("expected x [N, C, H, W] and weight [classes, C], found {xs:?} and {ws:?}")));
+            return Err(Error::shape(
+                &node.name,
+                "Head",
+                format!("expected x [N, C, H, W] and weight [classes, C], found {xs:?} and {ws:?}"),
+            ));
         }
         let batched = self.batched.contains(&node.inputs[0]);
         let (n, c, classes) = (xs[0], xs[1], ws[0]);
@@ -405,12 +483,24 @@ impl<'g> Writer<'g> {
         let pooled = self.tensor_names.fresh(&format!("{base}_pool"));
         self.intermediate(&pooled, &[n, c, 1, 1], batched);
         let pool_node = self.node_names.fresh(&format!("{base}_pool"));
-        self.push(pool_node, "GlobalAveragePool", vec![inputs[0].clone()], vec![pooled.clone()], vec![]);
+        self.push(
+            pool_node,
+            "GlobalAveragePool",
+            vec![inputs[0].clone()],
+            vec![pooled.clone()],
+            vec![],
+        );
 
         let flat = self.tensor_names.fresh(&format!("{base}_flatten"));
         self.intermediate(&flat, &[n, c], batched);
         let flat_node = self.node_names.fresh(&format!("{base}_flatten"));
-        self.push(flat_node, "Flatten", vec![pooled], vec![flat.clone()], vec![int("axis", 1)]);
+        self.push(
+            flat_node,
+            "Flatten",
+            vec![pooled],
+            vec![flat.clone()],
+            vec![int("axis", 1)],
+        );
 
         let logits = if softmax {
             let l = self.tensor_names.fresh(&format!("{base}_logits"));
@@ -420,11 +510,28 @@ impl<'g> Writer<'g> {
             out.clone()
         };
         let fc_node = self.node_names.fresh(&format!("{base}_fc"));
-        let attrs = vec![float("alpha", 1.0), float("beta", 1.0), int("transA", 0), int("transB", 1)];
-        self.push(fc_node, "Gemm", vec![flat, inputs[1].clone(), inputs[2].clone()], vec![logits.clone()], attrs);
+        let attrs = vec![
+            float("alpha", 1.0),
+            float("beta", 1.0),
+            int("transA", 0),
+            int("transB", 1),
+        ];
+        self.push(
+            fc_node,
+            "Gemm",
+            vec![flat, inputs[1].clone(), inputs[2].clone()],
+            vec![logits.clone()],
+            attrs,
+        );
         if softmax {
             let sm_node = self.node_names.fresh(&format!("{base}_softmax"));
-            self.push(sm_node, "Softmax", vec![logits], vec![out], vec![int("axis", 1)]);
+            self.push(
+                sm_node,
+                "Softmax",
+                vec![logits],
+                vec![out],
+                vec![int("axis", 1)],
+            );
         }
         Ok(())
     }
@@ -434,19 +541,34 @@ impl<'g> Writer<'g> {
         for &t in &g.outputs {
             self.input(t); // a constant graph output (unusual) still needs its initializer
         }
-        let inputs: Vec<ValueInfoProto> = g.inputs.iter().map(|&t| self.tensor_value_info(t)).collect();
-        let outputs: Vec<ValueInfoProto> = g.outputs.iter().map(|&t| self.tensor_value_info(t)).collect();
+        let inputs: Vec<ValueInfoProto> = g
+            .inputs
+            .iter()
+            .map(|&t| self.tensor_value_info(t))
+            .collect();
+        let outputs: Vec<ValueInfoProto> = g
+            .outputs
+            .iter()
+            .map(|&t| self.tensor_value_info(t))
+            .collect();
 
         let meta = &g.meta;
         let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
         let (producer, version) = if meta.producer_name.is_empty() {
-            ("mobilenetc".to_string(), env!("CARGO_PKG_VERSION").to_string())
+            (
+                "mobilenetc".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            )
         } else {
             (meta.producer_name.clone(), meta.producer_version.clone())
         };
         let graph = GraphProto {
             node: self.nodes,
-            name: Some(if g.name.is_empty() { "mobilenetc".into() } else { g.name.clone() }),
+            name: Some(if g.name.is_empty() {
+                "mobilenetc".into()
+            } else {
+                g.name.clone()
+            }),
             initializer: self.initializers,
             doc_string: opt(&meta.graph_doc_string),
             input: inputs,
@@ -456,7 +578,10 @@ impl<'g> Writer<'g> {
         };
         Ok(ModelProto {
             ir_version: Some(EXPORT_IR_VERSION),
-            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(EXPORT_OPSET) }],
+            opset_import: vec![OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(EXPORT_OPSET),
+            }],
             producer_name: Some(producer),
             producer_version: opt(&version),
             domain: opt(&meta.domain),
@@ -466,7 +591,10 @@ impl<'g> Writer<'g> {
             metadata_props: meta
                 .metadata_props
                 .iter()
-                .map(|(k, v)| StringStringEntryProto { key: Some(k.clone()), value: Some(v.clone()) })
+                .map(|(k, v)| StringStringEntryProto {
+                    key: Some(k.clone()),
+                    value: Some(v.clone()),
+                })
                 .collect(),
             ..Default::default()
         })
@@ -476,7 +604,12 @@ impl<'g> Writer<'g> {
 /// The activations whose leading dimension is the batch, or `None` if some op ties the graph
 /// to its batch size (then a symbolic batch would be a lie).
 fn batched_tensors(g: &Graph, order: &[crate::graph::NodeId]) -> Option<HashSet<TensorId>> {
-    let mut batched: HashSet<TensorId> = g.inputs.iter().copied().filter(|&t| !g.shape(t).is_empty()).collect();
+    let mut batched: HashSet<TensorId> = g
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&t| !g.shape(t).is_empty())
+        .collect();
     if batched.len() != g.inputs.len() {
         return None;
     }
@@ -495,13 +628,20 @@ fn batched_tensors(g: &Graph, order: &[crate::graph::NodeId]) -> Option<HashSet<
             Op::Softmax { axis } | Op::Concat { axis } => !axis0(*axis),
             Op::Gemm(a) => !a.trans_a && reads[0],
             Op::MatMul => reads[0],
-            Op::Pad { pads, .. } => pads.first() == Some(&0) && pads.get(pads.len() / 2) == Some(&0),
+            Op::Pad { pads, .. } => {
+                pads.first() == Some(&0) && pads.get(pads.len() / 2) == Some(&0)
+            }
             _ => reads[0],
         };
         if !keeps_batch {
             return None;
         }
-        batched.extend(node.outputs.iter().copied().filter(|&t| !g.shape(t).is_empty()));
+        batched.extend(
+            node.outputs
+                .iter()
+                .copied()
+                .filter(|&t| !g.shape(t).is_empty()),
+        );
     }
     Some(batched)
 }
@@ -517,24 +657,43 @@ fn tensor_proto(name: String, shape: &[usize], dtype: DataType, raw: Vec<u8>) ->
 }
 
 fn attr(name: &str, ty: AttributeType) -> AttributeProto {
-    AttributeProto { name: Some(name.into()), r#type: Some(ty as i32), ..Default::default() }
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(ty as i32),
+        ..Default::default()
+    }
 }
 
 fn int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto { i: Some(v), ..attr(name, AttributeType::Int) }
+    AttributeProto {
+        i: Some(v),
+        ..attr(name, AttributeType::Int)
+    }
 }
 
 fn float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto { f: Some(v), ..attr(name, AttributeType::Float) }
+    AttributeProto {
+        f: Some(v),
+        ..attr(name, AttributeType::Float)
+    }
 }
 
 fn string(name: &str, v: &str) -> AttributeProto {
-    AttributeProto { s: Some(v.as_bytes().to_vec()), ..attr(name, AttributeType::String) }
+    AttributeProto {
+        s: Some(v.as_bytes().to_vec()),
+        ..attr(name, AttributeType::String)
+    }
 }
 
 fn ints<T: Copy + TryInto<i64>>(name: &str, v: &[T]) -> AttributeProto {
-    let ints = v.iter().map(|&x| x.try_into().unwrap_or(i64::MAX)).collect();
-    AttributeProto { ints, ..attr(name, AttributeType::Ints) }
+    let ints = v
+        .iter()
+        .map(|&x| x.try_into().unwrap_or(i64::MAX))
+        .collect();
+    AttributeProto {
+        ints,
+        ..attr(name, AttributeType::Ints)
+    }
 }
 
 /// `auto_pad` when set (then ONNX forbids explicit pads), else the explicit pads.
@@ -553,7 +712,10 @@ fn pool_attrs(op: &Op, p: &PoolAttrs) -> std::result::Result<Vec<AttributeProto>
     if matches!(op, Op::AveragePool(_)) {
         attrs.push(int("count_include_pad", p.count_include_pad as i64));
         if p.dilations != [1, 1] {
-            return Err(format!("AveragePool dilations {:?} need opset 19; exports are opset {EXPORT_OPSET}", p.dilations));
+            return Err(format!(
+                "AveragePool dilations {:?} need opset 19; exports are opset {EXPORT_OPSET}",
+                p.dilations
+            ));
         }
     } else {
         attrs.push(ints("dilations", &p.dilations));
@@ -571,15 +733,29 @@ mod tests {
     use crate::graph::{ConvAttrs, GemmAttrs, Tensor};
 
     fn small() -> Graph {
-        mobilenet_v1(&MobileNetConfig { alpha: 0.25, resolution: 32, classes: 10, ..Default::default() }).unwrap()
+        mobilenet_v1(&MobileNetConfig {
+            alpha: 0.25,
+            resolution: 32,
+            classes: 10,
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     fn dims(vi: &ValueInfoProto) -> Vec<String> {
-        let Some(type_proto::Value::TensorType(t)) = &vi.r#type.as_ref().unwrap().value else { panic!() };
-        t.shape.as_ref().unwrap().dim.iter().map(|d| match d.value.as_ref().unwrap() {
-            dimension::Value::DimValue(v) => v.to_string(),
-            dimension::Value::DimParam(p) => p.clone(),
-        }).collect()
+        let Some(type_proto::Value::TensorType(t)) = &vi.r#type.as_ref().unwrap().value else {
+            panic!()
+        };
+        t.shape
+            .as_ref()
+            .unwrap()
+            .dim
+            .iter()
+            .map(|d| match d.value.as_ref().unwrap() {
+                dimension::Value::DimValue(v) => v.to_string(),
+                dimension::Value::DimParam(p) => p.clone(),
+            })
+            .collect()
     }
 
     #[test]
@@ -589,7 +765,10 @@ mod tests {
         assert_eq!(m.ir_version, Some(8));
         assert_eq!(m.opset_import[0].version, Some(17));
         assert_eq!(m.producer_name.as_deref(), Some("mobilenetc"));
-        assert!(m.metadata_props.iter().any(|p| p.key.as_deref() == Some("mobilenetc.alpha")));
+        assert!(m
+            .metadata_props
+            .iter()
+            .any(|p| p.key.as_deref() == Some("mobilenetc.alpha")));
         let gp = m.graph.unwrap();
         assert_eq!(gp.node.len(), g.dag.node_count());
         assert_eq!(gp.input.len(), 1);
@@ -598,15 +777,38 @@ mod tests {
         // 27 convs, 27 × 4 BN tensors, FC weight + bias, 27 × 2 Clip bounds.
         assert_eq!(gp.initializer.len(), 27 + 27 * 4 + 2 + 27 * 2);
         assert_eq!(gp.value_info.len(), g.dag.node_count() - 1);
-        let clip = gp.node.iter().find(|n| n.name.as_deref() == Some("conv0_relu6")).unwrap();
-        assert_eq!(clip.input, ["conv0_bn", "conv0_relu6_min", "conv0_relu6_max"]);
-        let min = gp.initializer.iter().find(|t| t.name.as_deref() == Some("conv0_relu6_min")).unwrap();
+        let clip = gp
+            .node
+            .iter()
+            .find(|n| n.name.as_deref() == Some("conv0_relu6"))
+            .unwrap();
+        assert_eq!(
+            clip.input,
+            ["conv0_bn", "conv0_relu6_min", "conv0_relu6_max"]
+        );
+        let min = gp
+            .initializer
+            .iter()
+            .find(|t| t.name.as_deref() == Some("conv0_relu6_min"))
+            .unwrap();
         assert!(min.dims.is_empty());
         assert_eq!(min.raw_data.as_deref(), Some(&0f32.to_le_bytes()[..]));
         // Weights are the IR's bytes.
-        let w = gp.initializer.iter().find(|t| t.name.as_deref() == Some("fc_w")).unwrap();
-        let ir = g.constant(g.node(g.find_node("fc").unwrap()).inputs[1]).unwrap();
-        let back: Vec<f32> = w.raw_data.as_ref().unwrap().chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let w = gp
+            .initializer
+            .iter()
+            .find(|t| t.name.as_deref() == Some("fc_w"))
+            .unwrap();
+        let ir = g
+            .constant(g.node(g.find_node("fc").unwrap()).inputs[1])
+            .unwrap();
+        let back: Vec<f32> = w
+            .raw_data
+            .as_ref()
+            .unwrap()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(back, ir.data);
         assert_eq!(w.dims, [10, 256]);
     }
@@ -614,19 +816,40 @@ mod tests {
     #[test]
     fn fixed_batch_when_asked_or_when_the_graph_needs_it() {
         let g = small();
-        let m = to_model_proto(&g, &ExportOptions { symbolic_batch: None }).unwrap();
+        let m = to_model_proto(
+            &g,
+            &ExportOptions {
+                symbolic_batch: None,
+            },
+        )
+        .unwrap();
         assert_eq!(dims(&m.graph.unwrap().input[0]), ["1", "3", "32", "32"]);
 
         let mut g = Graph::new("r");
         let x = g.add_input("x", vec![1, 4, 2, 2]);
-        let (_, y) = g.add_op("r", Op::Reshape { shape: vec![1, 16], allowzero: false }, vec![x], vec![1, 16]);
+        let (_, y) = g.add_op(
+            "r",
+            Op::Reshape {
+                shape: vec![1, 16],
+                allowzero: false,
+            },
+            vec![x],
+            vec![1, 16],
+        );
         g.outputs.push(y);
         let m = to_model_proto(&g, &ExportOptions::default()).unwrap();
         let gp = m.graph.unwrap();
         assert_eq!(dims(&gp.input[0]), ["1", "4", "2", "2"]);
-        let shape = gp.initializer.iter().find(|t| t.name.as_deref() == Some("r_shape")).unwrap();
+        let shape = gp
+            .initializer
+            .iter()
+            .find(|t| t.name.as_deref() == Some("r_shape"))
+            .unwrap();
         assert_eq!(shape.data_type, Some(DataType::Int64 as i32));
-        assert_eq!(shape.raw_data.as_deref().unwrap(), [1i64.to_le_bytes(), 16i64.to_le_bytes()].concat());
+        assert_eq!(
+            shape.raw_data.as_deref().unwrap(),
+            [1i64.to_le_bytes(), 16i64.to_le_bytes()].concat()
+        );
     }
 
     #[test]
@@ -649,14 +872,32 @@ mod tests {
         let fw = g.add_constant("fw", Tensor::new(vec![5, 3], vec![0.5; 15]));
         let fb = g.add_constant("fb", Tensor::new(vec![5], vec![0.1; 5]));
         let out = g.add_tensor("probs", vec![1, 5]);
-        g.add_node("head", Op::Head { softmax: true }, vec![y, fw, fb], vec![out]);
+        g.add_node(
+            "head",
+            Op::Head { softmax: true },
+            vec![y, fw, fb],
+            vec![out],
+        );
         g.outputs.push(out);
-        let gem = GemmAttrs { activation: Activation::Clip { min: f32::NEG_INFINITY, max: 1.0 }, ..Default::default() };
+        let gem = GemmAttrs {
+            activation: Activation::Clip {
+                min: f32::NEG_INFINITY,
+                max: 1.0,
+            },
+            ..Default::default()
+        };
         let w2 = g.add_constant("w2", Tensor::new(vec![5, 5], vec![0.0; 25]));
         let (_, z) = g.add_op("g2", Op::Gemm(gem), vec![out, w2], vec![1, 5]);
         g.outputs.push(z);
-        let gp = to_model_proto(&g, &ExportOptions::default()).unwrap().graph.unwrap();
-        let ops: Vec<_> = gp.node.iter().map(|n| (n.name.clone().unwrap(), n.op_type.clone().unwrap())).collect();
+        let gp = to_model_proto(&g, &ExportOptions::default())
+            .unwrap()
+            .graph
+            .unwrap();
+        let ops: Vec<_> = gp
+            .node
+            .iter()
+            .map(|n| (n.name.clone().unwrap(), n.op_type.clone().unwrap()))
+            .collect();
         let expect = [
             ("c", "Conv"),
             ("c_clip", "Clip"),
@@ -674,8 +915,19 @@ mod tests {
         assert_eq!(gp.node[6].output, ["probs"]);
         // Clip with only an upper bound: an empty min input.
         assert_eq!(gp.node[8].input, ["g2_preact", "", "g2_clip_max"]);
-        let vi: Vec<_> = gp.value_info.iter().map(|v| v.name.clone().unwrap()).collect();
-        for t in ["c", "c_preact_1", "head_pool", "head_flatten", "head_logits", "g2_preact"] {
+        let vi: Vec<_> = gp
+            .value_info
+            .iter()
+            .map(|v| v.name.clone().unwrap())
+            .collect();
+        for t in [
+            "c",
+            "c_preact_1",
+            "head_pool",
+            "head_flatten",
+            "head_logits",
+            "g2_preact",
+        ] {
             assert!(vi.contains(&t.to_string()), "{t} missing from {vi:?}");
         }
     }
@@ -687,7 +939,9 @@ mod tests {
         let y = g.add_tensor("x", vec![1]);
         g.add_node("r", Op::Relu, vec![x], vec![y]);
         g.outputs.push(y);
-        let e = to_model_proto(&g, &ExportOptions::default()).unwrap_err().to_string();
+        let e = to_model_proto(&g, &ExportOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'x'"), "{e}");
     }
 }

@@ -38,7 +38,7 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { dims: BTreeMap::new(), batch: 1, max_bytes: 4 << 30 }
+        ImportOptions { dims: BTreeMap::new(), batch: 1, max_bytes: crate::limits::DEFAULT_MAX_BYTES }
     }
 }
 

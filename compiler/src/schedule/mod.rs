@@ -12,6 +12,6 @@ pub mod plan;
 pub mod report;
 
 pub use buffers::{align_up, Buffer, BufferId, BufferKind, Step, ALIGN};
-pub use order::{is_view, memory_order, plan_graph, schedule_from_graph, schedule_in_order, GraphPlan, GraphSchedule};
+pub use order::{memory_order, plan_graph, schedule_from_graph, schedule_in_order, GraphPlan, GraphSchedule};
 pub use plan::{plan, Plan, Strategy};
 pub use report::{report_json, report_text};

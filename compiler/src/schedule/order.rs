@@ -1,5 +1,6 @@
 //! From a graph to the planner's steps: the schedule order, one step per node, and which ops
-//! may run in place or are views.
+//! may run in place (decided here) or are views ([`crate::passes::is_view`]: Reshape, Flatten,
+//! Identity, a Dropout without mask; inference semantics, the trainer builds its own steps).
 //!
 //! Two orders are candidates: the graph's deterministic topological order and a memory-aware
 //! order (among the ready nodes, run the one that frees the most bytes net). For a chain they
@@ -15,6 +16,7 @@ use super::buffers::{Buffer, BufferId, BufferKind, Step};
 use super::plan::{plan, Plan};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Op, TensorId};
+use crate::passes::is_view;
 
 /// All tensors are f32.
 const ELEMENT_BYTES: usize = 4;
@@ -52,12 +54,6 @@ impl GraphPlan {
     }
 }
 
-/// Whether the node's first output is a view of its first input (no data moves).
-/// Inference semantics: Dropout is the identity here; the trainer builds its own steps.
-pub fn is_view(op: &Op) -> bool {
-    matches!(op, Op::Reshape { .. } | Op::Flatten { .. } | Op::Identity | Op::Dropout { .. })
-}
-
 /// Inputs (by position) that the node's first output may overwrite, index for index.
 fn inplace_inputs(g: &Graph, op: &Op, inputs: &[TensorId], output: TensorId) -> Vec<usize> {
     match op {
@@ -77,8 +73,34 @@ fn tensor_bytes(g: &Graph, t: TensorId) -> Result<usize> {
         .ok_or_else(|| Error::Limit(format!("tensor '{}' of shape {:?} is too large to address", info.name, info.shape)))
 }
 
-/// Lowers the graph to steps in the given node order (which must be topological).
+/// Checks that `order` runs every node once, each after the producers of its inputs.
+fn check_order(g: &Graph, order: &[NodeId]) -> Result<()> {
+    let producers = g.producers();
+    let mut done: BTreeSet<NodeId> = BTreeSet::new();
+    for &n in order {
+        let Some(node) = g.dag.node_weight(n) else {
+            return Err(Error::Graph(format!("the schedule names node {} which is not in the graph", n.index())));
+        };
+        if !done.insert(n) {
+            return Err(Error::Graph(format!("the schedule runs node '{}' twice", node.name)));
+        }
+        for t in &node.inputs {
+            if let Some(p) = producers.get(t) {
+                if !done.contains(p) {
+                    return Err(Error::Graph(format!("the schedule runs node '{}' before '{}', which produces its input '{}'", node.name, g.node(*p).name, g.tensor(*t).name)));
+                }
+            }
+        }
+    }
+    if done.len() != g.dag.node_count() {
+        return Err(Error::Graph(format!("the schedule runs {} of the graph's {} nodes", done.len(), g.dag.node_count())));
+    }
+    Ok(())
+}
+
+/// Lowers the graph to steps in the given node order, which must be topological.
 pub fn schedule_in_order(g: &Graph, order: &[NodeId]) -> Result<GraphSchedule> {
+    check_order(g, order)?;
     let mut used = vec![false; g.tensors.len()];
     for &t in g.inputs.iter().chain(&g.outputs) {
         used[t] = true;
@@ -125,7 +147,7 @@ pub fn schedule_in_order(g: &Graph, order: &[NodeId]) -> Result<GraphSchedule> {
         let mut step = Step::new(node.name.clone(), reads, writes);
         if let (Some(&x), Some(&y)) = (node.inputs.first(), node.outputs.first()) {
             if let (Some(bx), Some(by)) = (buffer_of[x], buffer_of[y]) {
-                if is_view(&node.op) && g.tensor(x).numel() == g.tensor(y).numel() {
+                if is_view(g, n) && g.tensor(x).numel() == g.tensor(y).numel() {
                     step.alias.push((bx, by));
                 } else {
                     for i in inplace_inputs(g, &node.op, &node.inputs, y) {
@@ -169,7 +191,7 @@ pub fn memory_order(g: &Graph, topo: &[NodeId]) -> Result<Vec<NodeId>> {
     while !ready.is_empty() {
         let score = |i: usize| -> i128 {
             let node = g.node(topo[i]);
-            if is_view(&node.op) {
+            if is_view(g, topo[i]) {
                 return 0;
             }
             let freed: usize = node.inputs.iter().collect::<BTreeSet<_>>().into_iter().filter(|&&t| !kept(t) && readers[&t] == 1).map(|&t| bytes[t]).sum();

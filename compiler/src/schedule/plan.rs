@@ -78,7 +78,7 @@ pub fn plan(buffers: &[Buffer], steps: &[Step]) -> Result<Plan> {
     for strategy in Strategy::ALL {
         let (offsets, arena) = place(&live.storages, strategy);
         // Strictly smaller only: the earlier strategy wins ties, so the choice is stable.
-        if best.as_ref().map_or(true, |(a, _, _)| arena < *a) {
+        if best.as_ref().is_none_or(|(a, _, _)| arena < *a) {
             best = Some((arena, offsets, strategy));
         }
     }
@@ -130,7 +130,7 @@ fn place(storages: &[Storage], strategy: Strategy) -> (Vec<usize>, usize) {
         for (start, end) in blocks {
             if start > cursor {
                 let gap = start - cursor;
-                if gap >= me.bytes && chosen.map_or(true, |(g, _)| gap < g) {
+                if gap >= me.bytes && chosen.is_none_or(|(g, _)| gap < g) {
                     chosen = Some((gap, cursor));
                     if !best_fit {
                         break;

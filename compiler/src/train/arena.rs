@@ -1,14 +1,17 @@
-//! Placing a schedule's buffers in one arena.
+//! Placing a training schedule's buffers in one arena with the shared memory planner
+//! ([`crate::schedule::plan`]).
 //!
-//! Liveness: a buffer lives from the step that first writes it to the step that last reads or
-//! writes it (the input from step 0). Buffers whose lifetimes overlap get disjoint ranges.
-//! Placement is greedy by size, descending (ties by id), each at the lowest offset that fits
-//! among the already placed buffers it overlaps in time.
+//! Each step becomes a planner [`Step`] with its reads and writes. A backward rule that works
+//! in place writes the same buffer it reads (its output gradient becomes its input gradient),
+//! so the planner sees one buffer, not an in-place pair. Forward values read by a backward
+//! step are marked [`BufferKind::Saved`] for the report; liveness keeps them alive until that
+//! step, and frees every other activation after its last forward reader.
 
-use super::autodiff::{BufKind, Schedule};
+use std::collections::BTreeSet;
 
-/// Offsets are multiples of this many floats (64 bytes).
-const ALIGN_FLOATS: usize = 16;
+use super::autodiff::{BufKind, Kernel, Schedule};
+use crate::error::Result;
+use crate::schedule::{plan, Buffer, BufferKind, Step};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Placement {
@@ -23,55 +26,43 @@ pub struct Placement {
     pub intervals: Vec<(usize, usize)>,
 }
 
-pub fn intervals(s: &Schedule) -> Vec<(usize, usize)> {
-    let mut iv: Vec<Option<(usize, usize)>> = vec![None; s.bufs.len()];
-    for (i, st) in s.steps.iter().enumerate() {
-        for &b in st.reads.iter().chain(&st.writes) {
-            let e = iv[b].get_or_insert((i, i));
-            e.0 = e.0.min(i);
-            e.1 = e.1.max(i);
-        }
-    }
-    iv.iter()
-        .zip(&s.bufs)
-        .map(|(v, b)| {
-            let (f, l) = v.unwrap_or((0, 0));
-            if b.kind == BufKind::Input {
-                (0, l)
-            } else {
-                (f, l)
-            }
+/// The planner's view of a schedule.
+pub fn planner_input(s: &Schedule) -> (Vec<Buffer>, Vec<Step>) {
+    let saved: BTreeSet<usize> = s.steps.iter().filter(|st| matches!(st.kernel, Kernel::Backward { .. })).flat_map(|st| st.reads.iter().copied()).collect();
+    let buffers = s
+        .bufs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let kind = match b.kind {
+                BufKind::Input => BufferKind::Input,
+                BufKind::Gradient => BufferKind::Gradient,
+                BufKind::Activation if saved.contains(&i) => BufferKind::Saved,
+                BufKind::Activation => BufferKind::Activation,
+            };
+            Buffer::new(b.name.clone(), 4 * b.floats, kind)
         })
-        .collect()
+        .collect();
+    let steps = s
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            // A buffer both read and written by one step appears in both lists.
+            Step::new(format!("{i}"), st.reads.clone(), st.writes.clone())
+        })
+        .collect();
+    (buffers, steps)
 }
 
-pub fn place(s: &Schedule) -> Placement {
-    let iv = intervals(s);
-    let size: Vec<usize> = s.bufs.iter().map(|b| b.floats.div_ceil(ALIGN_FLOATS) * ALIGN_FLOATS).collect();
-    let mut order: Vec<usize> = (0..s.bufs.len()).collect();
-    order.sort_by_key(|&b| (std::cmp::Reverse(size[b]), b));
-    let mut offsets = vec![0; s.bufs.len()];
-    let mut placed: Vec<usize> = Vec::new();
-    let mut arena = 0;
-    for &b in &order {
-        let mut busy: Vec<(usize, usize)> = placed
-            .iter()
-            .filter(|&&o| iv[o].0 <= iv[b].1 && iv[b].0 <= iv[o].1)
-            .map(|&o| (offsets[o], offsets[o] + size[o]))
-            .collect();
-        busy.sort();
-        let mut at = 0;
-        for (lo, hi) in busy {
-            if at + size[b] <= lo {
-                break;
-            }
-            at = at.max(hi);
-        }
-        offsets[b] = at;
-        arena = arena.max(at + size[b]);
-        placed.push(b);
-    }
-    let steps = s.steps.len().max(1);
-    let lower = (0..steps).map(|t| (0..s.bufs.len()).filter(|&b| iv[b].0 <= t && t <= iv[b].1).map(|b| size[b]).sum::<usize>()).max().unwrap_or(0);
-    Placement { offsets, arena_floats: arena, lower_bound_floats: lower, naive_floats: size.iter().sum(), intervals: iv }
+pub fn place(s: &Schedule) -> Result<Placement> {
+    let (buffers, steps) = planner_input(s);
+    let p = plan(&buffers, &steps)?;
+    Ok(Placement {
+        offsets: p.offsets.iter().map(|&o| o / 4).collect(),
+        arena_floats: p.arena_bytes / 4,
+        lower_bound_floats: p.lower_bound_bytes / 4,
+        naive_floats: p.naive_bytes / 4,
+        intervals: p.intervals,
+    })
 }

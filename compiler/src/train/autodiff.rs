@@ -117,7 +117,7 @@ pub fn build(program: Program, training: bool) -> Schedule {
     for op in &program.ops {
         requires[op.output()] = !op.params().is_empty() || op.inputs().iter().any(|&v| requires[v]);
     }
-    let mut new_grad = |bufs: &mut Vec<Buf>, v: ValueId| {
+    let new_grad = |bufs: &mut Vec<Buf>, v: ValueId| {
         bufs.push(Buf { name: format!("grad.{}", program.values[v].name), floats: program.values[v].len(), kind: BufKind::Gradient });
         bufs.len() - 1
     };

@@ -238,7 +238,23 @@ pub fn lower(g: &Graph, batch: usize) -> Result<Program> {
     let input = lw.value(&g.tensor(input_t).name, batch, h, w, c);
     lw.of_tensor.insert(input_t, input);
 
-    let mut unsupported = vec![];
+    // Every op the trainer cannot differentiate, listed at once before anything else.
+    let unsupported: Vec<UnsupportedOp> = g
+        .topo_order()?
+        .into_iter()
+        .filter(|n| needed.contains(n) && !skip.contains(n))
+        .map(|n| g.node(n))
+        .filter(|node| {
+            !matches!(
+                node.op,
+                Op::Conv(_) | Op::BatchNorm { .. } | Op::Relu | Op::Clip { .. } | Op::GlobalAveragePool | Op::Flatten { .. } | Op::Reshape { .. } | Op::Identity | Op::Dropout { .. } | Op::Gemm(_) | Op::MatMul | Op::Add
+            )
+        })
+        .map(|node| UnsupportedOp { node: node.name.clone(), op: node.op.name().into(), domain: String::new(), opset: g.meta.opset() })
+        .collect();
+    if !unsupported.is_empty() {
+        return Err(Error::Unsupported(unsupported));
+    }
     for n in g.topo_order()? {
         if !needed.contains(&n) || skip.contains(&n) {
             continue;
@@ -422,11 +438,8 @@ pub fn lower(g: &Graph, batch: usize) -> Result<Program> {
                     lw.of_tensor.insert(out_t, y);
                 }
             }
-            other => unsupported.push(UnsupportedOp { node: name.into(), op: other.name().into(), domain: String::new(), opset: g.meta.opset() }),
+            other => return Err(Error::node(name, other.name(), "not differentiable by the trainer")),
         }
-    }
-    if !unsupported.is_empty() {
-        return Err(Error::Unsupported(unsupported));
     }
     let logits = lw.of_tensor.get(&logits_t).copied().ok_or_else(|| Error::Invalid("the model's output is not computed from its input".into()))?;
     let lv = &lw.values[logits];

@@ -85,6 +85,8 @@ pub struct Trainer {
     input_chw: (usize, usize, usize),
     classes: usize,
     zeros: Vec<f32>,
+    /// Seconds and calls per step label, when profiling.
+    profile: Option<std::collections::BTreeMap<String, (f64, usize)>>,
 }
 
 impl Trainer {
@@ -118,8 +120,9 @@ impl Trainer {
             input_chw: (v.c, v.h, v.w),
             classes: program.classes,
             zeros: vec![0.0; zeros_len],
+            profile: None,
         };
-        t.insert_compiled(program, true);
+        t.insert_compiled(program, true)?;
         Ok(t)
     }
 
@@ -146,11 +149,13 @@ impl Trainer {
     /// a smaller last batch gets its own schedule). `images` is NCHW like the model's input.
     pub fn train_step(&mut self, images: &[f32], labels: &[u32], opt: &mut dyn Optimizer) -> Result<StepStats> {
         let stats = self.run(images, labels, Mode::Train { backward: true, update_stats: true })?;
+        let t0 = std::time::Instant::now();
         opt.step_begin();
         for (slot, (p, g)) in self.param_data.iter_mut().zip(&self.grad_data).enumerate() {
             opt.update(slot, p, g);
         }
         self.packed.iter_mut().for_each(|p| *p = None);
+        self.record("optimizer update".into(), t0);
         Ok(stats)
     }
 
@@ -168,6 +173,32 @@ impl Trainer {
     /// The training-mode loss (batch statistics) without gradients or updates.
     pub fn train_loss(&mut self, images: &[f32], labels: &[u32]) -> Result<StepStats> {
         self.run(images, labels, Mode::Train { backward: false, update_stats: false })
+    }
+
+    /// Starts (or stops) timing every step by kind; see [`Trainer::profile_report`].
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(Default::default);
+    }
+
+    /// Time per step kind since profiling started, largest first.
+    pub fn profile_report(&self) -> String {
+        let Some(p) = &self.profile else { return "profiling is off".into() };
+        let total: f64 = p.values().map(|v| v.0).sum();
+        let mut rows: Vec<_> = p.iter().collect();
+        rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        let mut out = format!("{:<34} {:>10} {:>7} {:>7}\n", "step kind", "seconds", "share", "calls");
+        for (k, (t, n)) in rows {
+            out += &format!("{k:<34} {t:>10.4} {:>6.1}% {n:>7}\n", 100.0 * t / total.max(1e-12));
+        }
+        out
+    }
+
+    fn record(&mut self, label: String, since: std::time::Instant) {
+        if let Some(p) = &mut self.profile {
+            let e = p.entry(label).or_insert((0.0, 0));
+            e.0 += since.elapsed().as_secs_f64();
+            e.1 += 1;
+        }
     }
 
     /// Parameter names in slot order (the optimizer's slots).
@@ -236,10 +267,10 @@ impl Trainer {
         Ok(MemoryReport { arena_bytes: 4 * p.arena_floats, lower_bound_bytes: 4 * p.lower_bound_floats, naive_bytes: 4 * p.naive_floats, parameter_bytes: 4 * params })
     }
 
-    fn insert_compiled(&mut self, program: Program2, training: bool) {
+    fn insert_compiled(&mut self, program: Program2, training: bool) -> Result<()> {
         let batch = program.values[program.input].n;
         let sched = build(program, training);
-        let place = place(&sched);
+        let place = place(&sched)?;
         let bn = sched
             .program
             .ops
@@ -250,12 +281,13 @@ impl Trainer {
             })
             .collect();
         self.compiled.insert((batch, training), Compiled { sched, place, bn });
+        Ok(())
     }
 
     fn ensure_compiled(&mut self, batch: usize, training: bool) -> Result<()> {
         if !self.compiled.contains_key(&(batch, training)) {
             let program = lower(&self.source, batch)?;
-            self.insert_compiled(program, training);
+            self.insert_compiled(program, training)?;
         }
         Ok(())
     }
@@ -283,7 +315,7 @@ impl Trainer {
     fn pack(&mut self, prog: &super::program::Program) {
         for op in &prog.ops {
             match op {
-                FOp::Conv { conv, w, .. } if self.packed[*w].is_none() => self.packed[*w] = Some(conv.pack_weights(&self.param_data[*w])),
+                FOp::Conv { conv, w, .. } if self.packed[*w].is_none() => self.packed[*w] = Some(conv_bwd::pack_forward_weights(conv, &self.param_data[*w])),
                 FOp::Dense { dense, trans, w, .. } if self.packed[*w].is_none() => self.packed[*w] = Some(dense.pack_weights(&self.param_data[*w], *trans)),
                 _ => {}
             }
@@ -294,7 +326,9 @@ impl Trainer {
         if self.arena.len() < comp.place.arena_floats {
             self.arena = vec![0.0; comp.place.arena_floats];
         }
+        let t0 = std::time::Instant::now();
         self.pack(&comp.sched.program);
+        self.record("pack weights".into(), t0);
         let threads = self.cfg.threads;
         let sched = &comp.sched;
         let prog = &sched.program;
@@ -306,6 +340,7 @@ impl Trainer {
         let vbuf = |v: usize| buf(sched.value_buf[v]);
         let mut stats = StepStats::default();
         for step in &sched.steps {
+            let t0 = std::time::Instant::now();
             match &step.kernel {
                 Kernel::ImageIn => {
                     let v = &prog.values[prog.input];
@@ -314,9 +349,10 @@ impl Trainer {
                 Kernel::Forward { op } => self.forward(&prog.ops[*op], &mut comp.bn[*op], mode, &vbuf, &prog.values),
                 Kernel::Loss { dlogits } => {
                     let logits = vbuf(prog.logits);
-                    let d = if mode == (Mode::Train { backward: true, update_stats: false }) || mode == (Mode::Train { backward: true, update_stats: true }) { dlogits.map(buf) } else { None };
+                    let backward = matches!(mode, Mode::Train { backward: true, .. });
+                    let d = if backward { dlogits.map(buf) } else { None };
                     stats = softmax_cross_entropy(logits, labels, prog.classes, d).map_err(|e| Error::Invalid(e.to_string()))?;
-                    if !matches!(mode, Mode::Train { backward: true, .. }) {
+                    if !backward {
                         break;
                     }
                 }
@@ -376,6 +412,10 @@ impl Trainer {
                     }
                 }
             }
+            if self.profile.is_some() {
+                let label = step_label(&step.kernel, prog);
+                self.record(label, t0);
+            }
         }
         Ok(stats)
     }
@@ -431,6 +471,21 @@ impl Trainer {
 }
 
 type Program2 = super::program::Program;
+
+/// A profile label: the phase and the op kind (conv by path).
+fn step_label(k: &Kernel, prog: &Program2) -> String {
+    let kind = |op: usize| match &prog.ops[op] {
+        FOp::Conv { conv, .. } => format!("Conv {:?}", conv.path()),
+        other => other.kind().to_string(),
+    };
+    match k {
+        Kernel::ImageIn => "image NCHW→NHWC".into(),
+        Kernel::Forward { op } => format!("forward {}", kind(*op)),
+        Kernel::Loss { .. } => "loss".into(),
+        Kernel::Backward { op, .. } => format!("backward {}", kind(*op)),
+        Kernel::Sum { .. } => "gradient sum".into(),
+    }
+}
 
 /// Two distinct elements of a vector of vectors, mutably.
 fn two_mut(v: &mut [Vec<f32>], a: usize, b: usize) -> (&mut [f32], &mut [f32]) {

@@ -67,12 +67,12 @@ pub fn check_plan(buffers: &[Buffer], steps: &[Step], plan: &Plan) -> Result<(),
         return Err("plan has the wrong number of buffers".into());
     }
     // Alignment and bounds.
-    for b in 0..n {
-        if plan.offsets[b] % ALIGN != 0 {
-            return Err(format!("buffer '{}' at offset {} is not {ALIGN}-aligned", buffers[b].name, plan.offsets[b]));
+    for (buf, &offset) in buffers.iter().zip(&plan.offsets) {
+        if !offset.is_multiple_of(ALIGN) {
+            return Err(format!("buffer '{}' at offset {offset} is not {ALIGN}-aligned", buf.name));
         }
-        if plan.offsets[b] + align_up(buffers[b].bytes) > plan.arena_bytes {
-            return Err(format!("buffer '{}' ends past the arena", buffers[b].name));
+        if offset + align_up(buf.bytes) > plan.arena_bytes {
+            return Err(format!("buffer '{}' ends past the arena", buf.name));
         }
     }
     if plan.arena_bytes < plan.lower_bound_bytes {
@@ -197,9 +197,9 @@ fn simulate(buffers: &[Buffer], steps: &[Step], plan: &Plan) -> Result<(), Strin
             }
         }
     }
-    for b in 0..n {
-        if buffers[b].kind == BufferKind::Output && !holds(&arena, b) {
-            return Err(format!("output '{}' was overwritten before the end", buffers[b].name));
+    for (b, buf) in buffers.iter().enumerate() {
+        if buf.kind == BufferKind::Output && !holds(&arena, b) {
+            return Err(format!("output '{}' was overwritten before the end", buf.name));
         }
     }
     Ok(())

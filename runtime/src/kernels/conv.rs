@@ -6,13 +6,15 @@
 //! - [`ConvPath::Depthwise`] (groups == c_in == c_out): [`super::depthwise`], vectorized over
 //!   channels;
 //! - [`ConvPath::General`]: per group, im2col of a block of output pixels into a bounded stack
-//!   buffer, then the packed matrix product (chunked over k when a patch is too long).
+//!   buffer, then the packed matrix product (chunked over k when a patch is too long); a small
+//!   patch (a first conv on 3 channels) runs [`super::first_conv`]'s direct kernel instead, on
+//!   the same packed weights.
 
 use std::ops::Range;
 
 use super::gemm::{self, Mm, NR};
 use super::threads::{split_rows, SendPtr};
-use super::{depthwise, ensure, isa, window_out, Act, KernelError};
+use super::{depthwise, ensure, first_conv, isa, window_out, Act, KernelError};
 
 /// A 2-D convolution instance. Input `[n, h, w, c_in]`, output `[n, oh, ow, c_out]` (NHWC);
 /// ONNX weights `[c_out, c_in/groups, kh, kw]` (OIHW) go through [`Conv2d::pack_weights`].
@@ -251,7 +253,8 @@ impl Conv2d {
                 };
                 gemm::run_mm(isa::current(), &mm);
             }
-            ConvPath::Depthwise => depthwise::run_rows(self, input, packed, bias, out, rows),
+            ConvPath::Depthwise => depthwise::run_rows(self, input, packed, bias, out, 0, rows),
+            ConvPath::General if first_conv::applies(self) => first_conv::run_rows(self, input, packed, bias, out, rows),
             ConvPath::General => self.general_rows(input, packed, bias, out, rows),
         }
     }

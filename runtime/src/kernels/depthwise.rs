@@ -7,6 +7,9 @@
 //! The same generic body is compiled for AVX-512, AVX2+FMA and the portable baseline
 //! (multiversioning): LLVM vectorizes the 16-wide channel arrays for each.
 //!
+//! On AVX-512, 3×3 kernels run [`super::depthwise_avx512`] (register blocks over output
+//! columns, masked channel tails) instead.
+//!
 //! Packed weights: `[kh, kw, c]` (tap-major, channels contiguous).
 
 use std::ops::Range;
@@ -18,30 +21,33 @@ use super::Act;
 /// Channels per vector slice of the interior loop.
 const VL: usize = 16;
 
-/// Computes output rows `rows` (of the `n·oh` NHWC output rows).
+/// Computes output rows `rows` (of the `n·oh` NHWC output rows); `out` points at output row
+/// `row0` (0: the whole output; a fused caller passes a buffer holding rows from `row0` on).
 ///
 /// # Safety
-/// Slices must have the lengths `conv` implies; `out` points at the whole output.
-pub(crate) unsafe fn run_rows(conv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, rows: Range<usize>) {
+/// Slices must have the lengths `conv` implies; `out` covers rows `row0..rows.end`.
+pub(crate) unsafe fn run_rows(conv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, row0: usize, rows: Range<usize>) {
     match isa::current() {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => rows_avx512(conv, input, w, bias, out, rows),
+        Isa::Avx512 if super::depthwise_avx512::applies(conv) => super::depthwise_avx512::run_rows(conv, input, w, bias, out, row0, rows),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => rows_avx2(conv, input, w, bias, out, rows),
-        _ => rows_generic::<false>(conv, input, w, bias, out, rows),
+        Isa::Avx512 => rows_avx512(conv, input, w, bias, out, row0, rows),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => rows_avx2(conv, input, w, bias, out, row0, rows),
+        _ => rows_generic::<false>(conv, input, w, bias, out, row0, rows),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn rows_avx512(conv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, rows: Range<usize>) {
-    rows_generic::<true>(conv, input, w, bias, out, rows)
+unsafe fn rows_avx512(conv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, row0: usize, rows: Range<usize>) {
+    rows_generic::<true>(conv, input, w, bias, out, row0, rows)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn rows_avx2(conv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, rows: Range<usize>) {
-    rows_generic::<true>(conv, input, w, bias, out, rows)
+unsafe fn rows_avx2(conv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, row0: usize, rows: Range<usize>) {
+    rows_generic::<true>(conv, input, w, bias, out, row0, rows)
 }
 
 /// `a·b + c`, fused when the variant has FMA (a libm call otherwise, so not used there).
@@ -55,7 +61,7 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 }
 
 #[inline(always)]
-unsafe fn rows_generic<const FMA: bool>(cv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, rows: Range<usize>) {
+unsafe fn rows_generic<const FMA: bool>(cv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, row0: usize, rows: Range<usize>) {
     let c = cv.c_in;
     let span_w = cv.dw * (cv.kw - 1) + 1;
     // Interior columns: every kx tap lands inside the row.
@@ -76,13 +82,13 @@ unsafe fn rows_generic<const FMA: bool>(cv: &Conv2d, input: &[f32], w: &[f32], b
             ky_hi -= 1;
         }
         let full_rows = ky_lo == 0 && ky_hi == cv.kh;
-        let px = |ox: usize, ch: Range<usize>| pixel::<FMA>(cv, input, w, bias, out, b, oy, ox, ky_lo..ky_hi, ch);
+        let out_row = out.add((row - row0) * cv.ow * c);
+        let px = |ox: usize, ch: Range<usize>| pixel::<FMA>(cv, input, w, bias, out_row, b, oy, ox, ky_lo..ky_hi, ch);
         for ox in (0..ox_lo).chain(ox_hi..cv.ow) {
             px(ox, 0..c);
         }
         if full_rows && c_vec > 0 && ox_lo < ox_hi {
             let in_row = input.as_ptr().add((b * cv.h + iy0 as usize) * cv.w * c);
-            let out_row = out.add((b * cv.oh + oy) * cv.ow * c);
             if cv.sw == 1 {
                 interior3x3::<FMA, 1>(cv, in_row, w.as_ptr(), bias.as_ptr(), out_row, ox_lo..ox_hi, c_vec);
             } else {
@@ -110,7 +116,7 @@ unsafe fn pixel<const FMA: bool>(
     input: &[f32],
     w: &[f32],
     bias: &[f32],
-    out: *mut f32,
+    out_row: *mut f32,
     b: usize,
     oy: usize,
     ox: usize,
@@ -118,7 +124,7 @@ unsafe fn pixel<const FMA: bool>(
     ch: Range<usize>,
 ) {
     let c = cv.c_in;
-    let o = std::slice::from_raw_parts_mut(out.add(((b * cv.oh + oy) * cv.ow + ox) * c + ch.start), ch.len());
+    let o = std::slice::from_raw_parts_mut(out_row.add(ox * c + ch.start), ch.len());
     o.copy_from_slice(&bias[ch.clone()]);
     for ky in kys {
         let iy = oy * cv.sh + ky * cv.dh - cv.pad_top;

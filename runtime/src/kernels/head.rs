@@ -1,9 +1,14 @@
 //! The classifier head fused: NHWC `[n, h·w, c]` → global average pool → dense `[c, classes]`
 //! (+ bias) → optional softmax, without materializing the pooled tensor in the arena.
+//!
+//! At batch 1 the dense layer is a matrix-vector product that streams the whole weight matrix
+//! (4 MB for MobileNet's 1024 × 1000): with threads, the classes are split by weight panels so
+//! each thread streams its own part of the matrix.
 
-use super::gemm;
+use super::gemm::{self, Mm, NR};
 use super::softmax::softmax_strided;
-use super::Act;
+use super::threads::{split_rows, SendPtr};
+use super::{isa, Act};
 
 /// Pooled rows held on the stack at once.
 const POOLED_FLOATS: usize = 4096;
@@ -35,6 +40,12 @@ impl Head {
     }
 
     pub fn run(&self, input: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32]) {
+        self.run_threads(input, packed, bias, out, 1);
+    }
+
+    /// Runs the head with the dense layer's weight panels split over `threads` threads
+    /// (bit-identical for any count: each class is summed by one thread in the same order).
+    pub fn run_threads(&self, input: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32], threads: usize) {
         assert_eq!(input.len(), self.input_len(), "head: input length");
         assert_eq!(packed.len(), self.packed_weights_len(), "head: packed length");
         assert_eq!(bias.len(), self.classes, "head: bias length");
@@ -63,7 +74,33 @@ impl Head {
                 o.iter_mut().for_each(|x| *x *= inv);
             }
             let dst = &mut out[b0 * k..(b0 + nb) * k];
-            gemm::matmul(nb, c, k, &pooled[..nb * c], c, packed, Some(bias), Act::None, dst, k, 1);
+            let panels = k.div_ceil(NR);
+            // Small layers are not worth a thread.
+            let threads = if c * k < 200_000 { 1 } else { threads };
+            let (a, cp) = (&pooled[..nb * c], SendPtr(dst.as_mut_ptr()));
+            let isa = isa::current();
+            split_rows(panels, threads, |ps| {
+                let cols = ps.start * NR..(ps.end * NR).min(k);
+                let mm = Mm {
+                    m: nb,
+                    n: cols.len(),
+                    kc: c,
+                    a: a.as_ptr(),
+                    lda: c,
+                    // SAFETY (all pointer offsets): panels `ps` lie inside `packed` (length
+                    // checked), columns `cols` inside each row of `dst` and `bias`.
+                    b: unsafe { packed.as_ptr().add(ps.start * c * NR) },
+                    panel_stride: c * NR,
+                    c: unsafe { { cp }.0.add(cols.start) },
+                    ldc: k,
+                    bias: unsafe { bias.as_ptr().add(cols.start) },
+                    act: Act::None,
+                    first: true,
+                    last: true,
+                };
+                // SAFETY: bounds as above; parts write disjoint columns.
+                unsafe { gemm::run_mm(isa, &mm) };
+            });
             if self.softmax {
                 for row in dst.chunks_exact_mut(k) {
                     softmax_strided(row, k, 1, false);

@@ -15,7 +15,8 @@
 //!   every thread writes a disjoint slice and the result is bit-identical for any thread count.
 //!
 //! Modules: [`gemm`] (packed matrix product, the engine of pointwise convs, dense and Gemm),
-//! [`conv`] (Conv2d: pointwise / depthwise / general grouped), [`depthwise`], [`dense`],
+//! [`conv`] (Conv2d: pointwise / depthwise / general grouped), [`depthwise`], [`dwpw`]
+//! (a depthwise conv fused with the pointwise conv after it), [`dense`],
 //! [`pool`], [`softmax`], [`elementwise`], [`layout`], [`pad`], [`concat`], [`batchnorm`],
 //! [`head`], [`isa`] (micro-kernel selection).
 
@@ -25,6 +26,7 @@ pub mod concat;
 pub mod conv;
 pub mod dense;
 pub mod depthwise;
+pub mod dwpw;
 pub mod elementwise;
 pub mod gemm;
 pub mod head;
@@ -33,12 +35,16 @@ pub mod layout;
 pub mod pad;
 pub mod pool;
 pub mod softmax;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_avx512;
+mod first_conv;
 mod threads;
 
 pub use batchnorm::BatchNorm;
 pub use concat::Concat;
 pub use conv::{Conv2d, ConvPath};
 pub use dense::{Dense, Gemm, GemmC, MatMul};
+pub use dwpw::DwPw;
 pub use elementwise::{BinOp, Binary};
 pub use head::Head;
 pub use isa::Isa;

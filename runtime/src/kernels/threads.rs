@@ -1,6 +1,22 @@
-//! Splitting a kernel's output rows across scoped threads.
+//! Splitting a kernel's output rows across threads, on a persistent pool.
+//!
+//! A batch-1 MobileNet runs ~30 layers of 0.1-1 ms each; spawning threads per layer
+//! (`std::thread::scope`) costs tens of microseconds per layer and a cold cache on the new
+//! thread, which eats most of the gain on 2 cores. The pool instead keeps parked workers that
+//! spin briefly after each job (the next layer usually follows within microseconds) and then
+//! sleep on a condition variable.
+//!
+//! A job is `parts` closures calls `f(i)`; participants (the caller included) claim part indices
+//! from one atomic counter, so a worker that wakes late simply finds the work done. The part
+//! boundaries depend only on `rows` and `threads`, never on who runs a part, so results are
+//! bit-identical for any number of workers.
 
+use std::cell::UnsafeCell;
 use std::ops::Range;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Condvar, Mutex, OnceLock, TryLockError};
+use std::time::{Duration, Instant};
 
 use super::isa::{self, Isa};
 
@@ -13,19 +29,207 @@ pub(crate) fn split_rows(rows: usize, threads: usize, f: impl Fn(Range<usize>) +
         f(0..rows);
         return;
     }
-    let isa: Isa = isa::current();
-    let f = &f;
-    std::thread::scope(|s| {
-        for t in 1..threads {
-            let r = part(rows, threads, t);
-            s.spawn(move || isa::with_isa(isa, || f(r)));
-        }
-        f(part(rows, threads, 0));
-    });
+    run_parts(threads, &|i| f(part(rows, threads, i)));
 }
 
+/// Rows of part `i` of `parts` (deterministic: the bit-identity across thread counts rests on it).
 fn part(rows: usize, parts: usize, i: usize) -> Range<usize> {
     rows * i / parts..rows * (i + 1) / parts
+}
+
+/// Runs `f(0)..f(parts)` on the pool (or on scoped threads when the pool is busy with another
+/// caller, e.g. parallel tests or a nested call), returning when all have finished.
+pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    let isa = isa::current();
+    let pool = pool();
+    let guard = match pool.caller.try_lock() {
+        Ok(g) => Some(g),
+        // A caller panicked in a part: the pool's state is still consistent (it waited).
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    };
+    match guard {
+        Some(_guard) if pool.workers.load(Relaxed) > 0 => pool.run(parts, isa, f),
+        _ => std::thread::scope(|s| {
+            for i in 1..parts {
+                s.spawn(move || isa::with_isa(isa, || f(i)));
+            }
+            f(0);
+        }),
+    }
+}
+
+/// How long an idle worker spins before sleeping (layers follow each other within µs).
+const SPIN: Duration = Duration::from_micros(2000);
+
+/// The job being run: written by the one caller holding `Pool::caller` before it publishes a
+/// new epoch, read by workers only after they claimed a part of that epoch (so while the caller
+/// still waits for it).
+struct Job {
+    f: *const (dyn Fn(usize) + Sync),
+    parts: usize,
+    isa: Isa,
+}
+
+struct JobCell(UnsafeCell<Job>);
+// SAFETY: see `Job`: written only while no part of the previous job can be claimed, read only
+// after a claim that the epoch check makes impossible once the job is complete.
+unsafe impl Sync for JobCell {}
+unsafe impl Send for JobCell {}
+
+struct Pool {
+    /// Serializes callers (one job at a time).
+    caller: Mutex<()>,
+    job: JobCell,
+    /// `epoch << 32 | next part to claim`.
+    state: AtomicU64,
+    /// Parts finished in the current epoch.
+    done: AtomicUsize,
+    /// A worker's part panicked in the current epoch (re-raised on the caller).
+    panicked: AtomicBool,
+    /// Workers asleep (or about to sleep) on `wake`.
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+    /// Workers started.
+    workers: AtomicUsize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<&'static Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let pool: &'static Pool = Box::leak(Box::new(Pool {
+            caller: Mutex::new(()),
+            job: JobCell(UnsafeCell::new(Job { f: std::ptr::null::<fn(usize)>() as *const (dyn Fn(usize) + Sync), parts: 0, isa: Isa::Portable })),
+            state: AtomicU64::new(0),
+            done: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+            workers: AtomicUsize::new(0),
+        }));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for i in 0..cores.saturating_sub(1).clamp(1, 63) {
+            // A worker that cannot be started is simply missing: the caller and the others
+            // claim its parts (with none at all, jobs run on scoped threads).
+            if std::thread::Builder::new().name(format!("mobilenetc-worker-{i}")).spawn(move || pool.worker()).is_ok() {
+                pool.workers.fetch_add(1, Relaxed);
+            }
+        }
+        pool
+    })
+}
+
+impl Pool {
+    /// Publishes a job, takes part in it, and waits for the workers' parts. The caller holds
+    /// `self.caller`.
+    fn run(&self, parts: usize, isa: Isa, f: &(dyn Fn(usize) + Sync)) {
+        let epoch = (self.state.load(Relaxed) >> 32).wrapping_add(1) & 0xffff_ffff;
+        // SAFETY: the previous job is complete (its caller waited for `done`), so no worker can
+        // claim a part of it any more and nobody reads the cell until the new epoch is
+        // published. The lifetime of `f` is erased: every claim of this epoch ends before this
+        // function returns (it waits for `done == parts`).
+        unsafe {
+            let f: *const (dyn Fn(usize) + Sync + '_) = f;
+            *self.job.0.get() = Job { f: std::mem::transmute::<_, *const (dyn Fn(usize) + Sync + 'static)>(f), parts, isa };
+        }
+        self.done.store(0, Relaxed);
+        self.panicked.store(false, Relaxed);
+        self.state.store(epoch << 32, SeqCst);
+        if self.sleepers.load(SeqCst) > 0 {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.wake.notify_all();
+        }
+        // The caller takes parts too (already on the right ISA).
+        while let Some(i) = self.claim(epoch) {
+            f(i);
+            self.done.fetch_add(1, Release);
+        }
+        let mut spins = 0u32;
+        while self.done.load(Acquire) < parts {
+            spins += 1;
+            if spins < 1 << 12 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        if self.panicked.load(Relaxed) {
+            panic!("a kernel part panicked on a worker thread");
+        }
+    }
+
+    /// Claims the next part of `epoch`, or `None` when that job has no unclaimed part (or a
+    /// newer job replaced it).
+    fn claim(&self, epoch: u64) -> Option<usize> {
+        let mut s = self.state.load(Acquire);
+        loop {
+            if s >> 32 != epoch {
+                return None;
+            }
+            let next = (s & 0xffff_ffff) as usize;
+            // SAFETY: the epoch matches, so the job cell holds this epoch's job (it is only
+            // rewritten after all its parts are done, and an unclaimed part remains here).
+            let parts = unsafe { (*self.job.0.get()).parts };
+            if next >= parts {
+                return None;
+            }
+            match self.state.compare_exchange_weak(s, s + 1, AcqRel, Acquire) {
+                Ok(_) => return Some(next),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    fn worker(&'static self) {
+        let mut seen = 0u64;
+        loop {
+            let epoch = self.wait_for_job(seen);
+            seen = epoch;
+            while let Some(i) = self.claim(epoch) {
+                // SAFETY: the part was claimed in this epoch, so the job is live (its caller
+                // waits for this part) and `f` points at the caller's closure.
+                let (f, isa) = unsafe {
+                    let job = &*self.job.0.get();
+                    (&*job.f, job.isa)
+                };
+                let ran = std::panic::catch_unwind(AssertUnwindSafe(|| isa::with_isa(isa, || f(i))));
+                if ran.is_err() {
+                    self.panicked.store(true, Relaxed);
+                }
+                self.done.fetch_add(1, Release);
+            }
+        }
+    }
+
+    /// Spins, then sleeps, until an epoch other than `seen` is published; returns it.
+    fn wait_for_job(&self, seen: u64) -> u64 {
+        let epoch_now = || self.state.load(SeqCst) >> 32;
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            let e = epoch_now();
+            if e != seen {
+                return e;
+            }
+            spins += 1;
+            std::hint::spin_loop();
+            if spins.is_multiple_of(256) && start.elapsed() > SPIN {
+                break;
+            }
+        }
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.sleepers.fetch_add(1, SeqCst);
+        loop {
+            let e = epoch_now();
+            if e != seen {
+                self.sleepers.fetch_sub(1, SeqCst);
+                return e;
+            }
+            g = self.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// Raw output pointer shared by workers that write disjoint rows.

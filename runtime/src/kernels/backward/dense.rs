@@ -11,7 +11,12 @@ pub fn input_grad(d: &Dense, dy: &[f32], w: &[f32], trans: bool, dx: &mut [f32],
     assert_eq!(w.len(), d.k * d.n, "dense input_grad: weight length");
     assert_eq!(dx.len(), d.m * d.k, "dense input_grad: dx length");
     // B'[j, i] (j over n, i over k) = W[i, j]: the stored [k, n] read transposed, or [n, k] as is.
-    let packed = gemm::pack(d.n, d.k, w, !trans);
+    let mut packed = vec![0.0; gemm::packed_len(d.n, d.k)];
+    if trans {
+        super::matmul::pack_b(d.n, d.k, w, d.k, false, &mut packed);
+    } else {
+        super::matmul::pack_b(d.n, d.k, w, d.n, true, &mut packed);
+    }
     gemm::matmul(d.m, d.n, d.k, dy, d.n, &packed, None, Act::None, dx, d.k, threads);
 }
 

@@ -1,0 +1,89 @@
+"""Driver of bench/compare.sh: our code (the `serve` binary) against onnxruntime on the same
+ONNX files, alternating timed batches in one run, for each model and thread count.
+
+Prints median latencies (and bests: the machine is shared), the ratio ours / onnxruntime and
+whether it meets the issue's target (<= 0.8). onnxruntime is timed in Python around
+`session.run` (about 10-20 us of call overhead included); ours inside the Rust process.
+"""
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--serve", required=True)
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--models", default="1.0-224,0.5-224,0.25-224,seed")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--batch", type=int, default=0, help="runs per side per round (0: by model size)")
+    a = ap.parse_args()
+    try:
+        load = open("/proc/loadavg").read().strip()
+    except OSError:
+        load = "?"
+    print(f"onnxruntime {ort.__version__}; load average {load}")
+    print("ours = hand-written kernel sequence (stand-in for generated code)")
+    rows = []
+    for model in a.models.split(","):
+        path = f"{a.dir}/mobilenet_v1_{model}.onnx"
+        subprocess.run([a.serve, "write", model, path], check=True)
+        for threads in [int(t) for t in a.threads.split(",")]:
+            rows.append(compare(a, model, path, threads))
+    print()
+    print(f"{'model':<10} {'threads':>7} {'ours ms':>9} {'ort ms':>9} {'ours/ort':>9}  target <= 0.8")
+    for model, threads, ours, theirs in rows:
+        r = ours / theirs
+        print(f"{model:<10} {threads:>7} {ours * 1e3:9.3f} {theirs * 1e3:9.3f} {r:9.2f}  {'met' if r <= 0.8 else 'NOT met'}")
+
+
+def compare(a, model, path, threads):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    srv = subprocess.Popen([a.serve, "run", model, str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(cmd, lines=1):
+        srv.stdin.write(cmd + "\n")
+        srv.stdin.flush()
+        return [srv.stdout.readline() for _ in range(lines)]
+
+    xs, ys = ask("io", 2)
+    x = np.array(xs.split(), dtype=np.float32)
+    ours_y = np.array(ys.split(), dtype=np.float32)
+    shape = sess.get_inputs()[0].shape
+    feed = {sess.get_inputs()[0].name: x.reshape(shape)}
+    ort_y = sess.run(None, feed)[0].ravel()
+    diff = float(np.abs(ours_y - ort_y).max())
+    batch = a.batch or (3 if model.startswith("1.0") else 10)
+    for _ in range(2):
+        ask(f"time {batch}")
+        sess.run(None, feed)
+    ours, theirs = [], []
+    for _ in range(a.rounds):
+        ours += [float(t) for t in ask(f"time {batch}")[0].split()]
+        for _ in range(batch):
+            t0 = time.perf_counter()
+            sess.run(None, feed)
+            theirs.append(time.perf_counter() - t0)
+    ask("quit", 0)
+    srv.wait()
+    mo, mt = statistics.median(ours), statistics.median(theirs)
+    print(f"{model:<9} threads {threads}: ours median {mo * 1e3:8.3f} ms (best {min(ours) * 1e3:8.3f})  "
+          f"onnxruntime median {mt * 1e3:8.3f} ms (best {min(theirs) * 1e3:8.3f})  ours/ort {mo / mt:.2f}  "
+          f"max|diff| {diff:.1e}  ({len(ours)} runs each)")
+    if diff > 1e-4:
+        sys.exit(f"outputs disagree on {model}: max |ours - onnxruntime| = {diff}")
+    return model, threads, mo, mt
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+//! A depthwise conv fused with the pointwise conv that consumes it: per band of output rows,
+//! the depthwise rows go to a small buffer (it stays in L1/L2) and the pointwise matrix product
+//! reads them from there, so the depthwise output never travels to memory and back.
+//!
+//! Each output value is computed by the same kernels in the same order as the unfused pair
+//! (the matrix product's per-row sums do not depend on how rows are blocked), so the fused
+//! result is bit-identical to running [`Conv2d`] twice, on any ISA and thread count.
+
+use std::ops::Range;
+
+use super::conv::{Conv2d, ConvPath};
+use super::gemm::{self, Mm, NR};
+use super::threads::{split_rows, SendPtr};
+use super::{depthwise, ensure, isa, KernelError};
+
+/// Floats of the per-thread band buffer (on the stack).
+const BAND_FLOATS: usize = 12 * 1024;
+
+/// Depthwise `dw` then pointwise `pw` on its output (both with their own bias and epilogue).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DwPw {
+    pub dw: Conv2d,
+    pub pw: Conv2d,
+}
+
+impl DwPw {
+    /// Checks both convs and that `pw` is a pointwise conv on `dw`'s output, with one output row
+    /// of the depthwise conv fitting the band buffer.
+    pub fn check(&self) -> Result<(), KernelError> {
+        let (dw, pw) = (&self.dw, &self.pw);
+        dw.check()?;
+        pw.check()?;
+        ensure!(dw.path() == ConvPath::Depthwise, "dwpw: the first conv is not depthwise ({dw:?})");
+        ensure!(pw.path() == ConvPath::Pointwise, "dwpw: the second conv is not pointwise ({pw:?})");
+        ensure!(pw.n == dw.n && pw.h == dw.oh && pw.w == dw.ow && pw.c_in == dw.c_out,
+            "dwpw: pointwise input {}×{}×{}×{} is not the depthwise output {}×{}×{}×{}", pw.n, pw.h, pw.w, pw.c_in, dw.n, dw.oh, dw.ow, dw.c_out);
+        ensure!(dw.ow * dw.c_out <= BAND_FLOATS, "dwpw: a depthwise output row ({} floats) exceeds the band buffer", dw.ow * dw.c_out);
+        Ok(())
+    }
+
+    pub const fn input_len(&self) -> usize {
+        self.dw.input_len()
+    }
+
+    pub const fn output_len(&self) -> usize {
+        self.pw.output_len()
+    }
+
+    /// Runs both convs with the output rows split over `threads` threads. Weights are each
+    /// conv's own packed weights ([`Conv2d::pack_weights`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_threads(&self, input: &[f32], dw_w: &[f32], dw_b: &[f32], pw_w: &[f32], pw_b: &[f32], out: &mut [f32], threads: usize) {
+        assert!(self.check().is_ok(), "dwpw: invalid parameters: {:?}", self.check());
+        assert_eq!(input.len(), self.input_len(), "dwpw: input length");
+        assert_eq!(dw_w.len(), self.dw.packed_weights_len(), "dwpw: depthwise weight length");
+        assert_eq!(dw_b.len(), self.dw.c_out, "dwpw: depthwise bias length");
+        assert_eq!(pw_w.len(), self.pw.packed_weights_len(), "dwpw: pointwise weight length");
+        assert_eq!(pw_b.len(), self.pw.c_out, "dwpw: pointwise bias length");
+        assert_eq!(out.len(), self.output_len(), "dwpw: output length");
+        let op = SendPtr(out.as_mut_ptr());
+        let rows = self.dw.n * self.dw.oh;
+        let threads = if self.dw.mult_adds() + self.pw.mult_adds() < 200_000 { 1 } else { threads };
+        split_rows(rows, threads, |r| {
+            // SAFETY: lengths checked above; parts write disjoint output rows.
+            unsafe { self.rows_raw(input, dw_w, dw_b, pw_w, pw_b, { op }.0, r) }
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_raw(&self, input: &[f32], dw_w: &[f32], dw_b: &[f32], pw_w: &[f32], pw_b: &[f32], out: *mut f32, rows: Range<usize>) {
+        let (dw, pw) = (&self.dw, &self.pw);
+        let row_floats = dw.ow * dw.c_out;
+        let band = (BAND_FLOATS / row_floats).max(1);
+        let mut buf = [0.0f32; BAND_FLOATS];
+        let isa = isa::current();
+        let mut r0 = rows.start;
+        while r0 < rows.end {
+            let r1 = (r0 + band).min(rows.end);
+            depthwise::run_rows(dw, input, dw_w, dw_b, buf.as_mut_ptr(), r0, r0..r1);
+            let mm = Mm {
+                m: (r1 - r0) * pw.w,
+                n: pw.c_out,
+                kc: pw.c_in,
+                a: buf.as_ptr(),
+                lda: pw.c_in,
+                b: pw_w.as_ptr(),
+                panel_stride: pw.c_in * NR,
+                c: out.add(r0 * pw.w * pw.c_out),
+                ldc: pw.c_out,
+                bias: pw_b.as_ptr(),
+                act: pw.act,
+                first: true,
+                last: true,
+            };
+            gemm::run_mm(isa, &mm);
+            r0 = r1;
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::cli::limit_args::LimitArgs;
 use crate::cli::CliError;
 use crate::codegen::{self, module_name, CodegenOptions, WeightSource};
 use crate::error::Error;
@@ -33,6 +34,8 @@ pub struct Args {
     /// this mobilenetc was built from]
     #[arg(long, value_name = "DIR", requires = "krate")]
     pub runtime_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub limit: LimitArgs,
 }
 
 /// `mobilenet_v1-224.onnx` → `MobilenetV1224`.
@@ -52,7 +55,7 @@ fn camel_case(stem: &str) -> String {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    std::fs::write(path, bytes).map_err(|e| CliError::from(Error::io(path, e)))
+    mobilenetc_runtime::atomic::write_atomic(path, bytes).map_err(|e| CliError::from(Error::io(path, e)))
 }
 
 pub fn run(args: Args) -> Result<(), CliError> {
@@ -61,7 +64,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let name = args.name.clone().unwrap_or_else(|| camel_case(&file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()));
     codegen::check_name(&name).map_err(CliError::from)?;
     let bytes = std::fs::read(file).map_err(|e| CliError::at(file, Error::io(file, e)))?;
-    let g = import_bytes(&bytes, &ImportOptions { batch, ..ImportOptions::default() }).map_err(|e| CliError::at(file, e))?;
+    let g = import_bytes(&bytes, &ImportOptions { batch, max_bytes: args.limit.bytes(), ..ImportOptions::default() }).map_err(|e| CliError::at(file, e))?;
     let schedule = crate::lower::compile(&g).map_err(|e| CliError::at(file, e))?;
     let snake = module_name(&name);
     let weights_file = format!("{snake}.weights");

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::cli::limit_args::LimitArgs;
 use crate::cli::{print, CliError, ModelArgs};
 use crate::graph::mobilenet::{describe, mobilenet_v1};
 use crate::graph::{Activation, Graph, Op};
@@ -48,6 +49,8 @@ pub struct Args {
     /// fuse-activation, drop-noops, views, fold-pad, transposes, matmul-add, head
     #[arg(long = "no-pass", value_name = "NAME")]
     pub no_pass: Vec<String>,
+    #[command(flatten)]
+    pub limit: LimitArgs,
     #[command(flatten, next_help_heading = "Constructed model (without FILE)")]
     pub model: ModelArgs,
 }
@@ -78,6 +81,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             let opts = ImportOptions {
                 dims: args.dims.iter().cloned().collect::<BTreeMap<_, _>>(),
                 batch,
+                max_bytes: args.limit.bytes(),
                 ..ImportOptions::default()
             };
             let g = import_file(file, &opts).map_err(|e| CliError::at(file, e))?;

@@ -20,6 +20,7 @@ use crate::graph::mobilenet::{MobileNetConfig, Variant};
 pub mod build;
 pub mod export;
 pub mod inspect;
+pub mod limit_args;
 pub mod new;
 pub mod run;
 pub mod train;

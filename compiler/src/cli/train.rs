@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::ValueEnum;
-use mobilenetc_runtime::data::{self, Dataset, ImageShape, Loader, LoaderConfig, Split};
+use mobilenetc_runtime::data::{self, Augment, Dataset, ImageShape, Loader, LoaderConfig, Split};
 use mobilenetc_runtime::optim::{Adam, AdamConfig, LrSchedule, Optimizer, Sgd, SgdConfig};
 use serde::{Deserialize, Serialize};
 
@@ -79,9 +79,16 @@ pub struct Args {
     /// The optimizer: Adam (β1 0.9, β2 0.999, ε 1e-8) or SGD (momentum 0.9) [default: adam]
     #[arg(long, value_enum, value_name = "OPT")]
     pub optimizer: Option<OptimizerArg>,
-    /// Learning rate (constant) [default: 0.001 for Adam, 0.01 for SGD]
+    /// Learning rate (the start of the schedule) [default: 0.001 for Adam, 0.01 for SGD]
     #[arg(long, value_name = "LR")]
     pub lr: Option<f32>,
+    /// How the learning rate changes over the run [default: constant]
+    #[arg(long, value_enum, value_name = "SCHEDULE")]
+    pub lr_schedule: Option<ScheduleArg>,
+    /// Augment the training images: random crop with 4-pixel zero padding and a horizontal flip
+    /// with probability 1/2, drawn from --seed (the CIFAR recipe; off by default, as the seed)
+    #[arg(long)]
+    pub augment: bool,
     /// Use only the first N training images and the first N test images
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -107,6 +114,19 @@ pub enum OptimizerArg {
     Sgd,
 }
 
+/// The learning-rate schedules of `--lr-schedule`.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleArg {
+    /// The same rate throughout
+    #[default]
+    Constant,
+    /// ×0.1 after every third of the epochs (at least one epoch apart)
+    Step,
+    /// Cosine decay from LR to 0 over all the run's steps
+    Cosine,
+}
+
 /// The settings that decide a run's numbers; stored in the checkpoint, checked on resume.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -117,6 +137,11 @@ pub struct Settings {
     pub lr: f32,
     pub limit: Option<usize>,
     pub seed: u64,
+    /// Absent in checkpoints written before these flags existed: constant, no augmentation.
+    #[serde(default)]
+    pub lr_schedule: ScheduleArg,
+    #[serde(default)]
+    pub augment: bool,
 }
 
 /// Epochs when none is given (the seed trains 10).
@@ -163,12 +188,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
         });
     }
     let data_err = |e: data::DataError| CliError { file: None, message: e.to_string(), usage: false };
-    let train_loader = Loader::new(&train_set, LoaderConfig::train(input, settings.batch_size).with_seed(settings.seed).with_limit(settings.limit)).map_err(data_err)?;
+    let train_loader = Loader::new(&train_set, LoaderConfig::train(input, settings.batch_size).with_seed(settings.seed).with_limit(settings.limit).with_augment(if settings.augment { Augment::STANDARD } else { Augment::NONE })).map_err(data_err)?;
     let test_loader = Loader::new(&test_set, LoaderConfig::eval(input, settings.batch_size).with_limit(settings.limit)).map_err(data_err)?;
     if train_loader.is_empty() || test_loader.is_empty() {
         return Err(CliError::usage("no images to train or validate on (--limit 0?)"));
     }
-    let mut opt = optimizer(&settings)?;
+    let mut opt = optimizer(&settings, train_loader.batches_per_epoch() as u64)?;
 
     let mut history = Vec::new();
     let mut start = 0;
@@ -293,6 +318,8 @@ fn fresh_settings(args: &Args) -> Result<(Settings, ModelSource), CliError> {
         }),
         limit: args.limit,
         seed,
+        lr_schedule: args.lr_schedule.unwrap_or_default(),
+        augment: args.augment,
     };
     check(&settings)?;
     let source = match &args.model {
@@ -364,6 +391,8 @@ fn resume_settings(args: &Args, c: &Checkpoint) -> Result<(Settings, ModelSource
     same("--lr", args.lr.map(|v| v.to_string()), saved.lr.to_string());
     same("--limit", args.limit.map(|v| v.to_string()), saved.limit.map_or("none".into(), |v| v.to_string()));
     same("--seed", args.seed.map(|v| v.to_string()), saved.seed.to_string());
+    same("--lr-schedule", args.lr_schedule.map(|v| format!("{v:?}").to_lowercase()), format!("{:?}", saved.lr_schedule).to_lowercase());
+    same("--augment", args.augment.then(|| "on".to_string()), if saved.augment { "on" } else { "off" }.to_string());
     if !differ.is_empty() {
         return Err(CliError::usage(format!("--resume continues the same run; these flags differ from it: {}", differ.join(", "))));
     }
@@ -410,11 +439,16 @@ fn open_data(spec: &str, input: ImageShape) -> Result<(Dataset, Dataset), CliErr
     Ok((train, test))
 }
 
-fn optimizer(s: &Settings) -> Result<Box<dyn Optimizer>, CliError> {
+fn optimizer(s: &Settings, steps_per_epoch: u64) -> Result<Box<dyn Optimizer>, CliError> {
     let err = |e: mobilenetc_runtime::optim::OptimError| CliError::usage(e.to_string());
+    let schedule = match s.lr_schedule {
+        ScheduleArg::Constant => LrSchedule::constant(s.lr),
+        ScheduleArg::Step => LrSchedule::step_epochs(s.lr, (s.epochs / 3).max(1), 0.1, steps_per_epoch),
+        ScheduleArg::Cosine => LrSchedule::cosine(s.lr, s.epochs * steps_per_epoch, 0.0),
+    };
     Ok(match s.optimizer {
-        OptimizerArg::Adam => Box::new(Adam::new(AdamConfig::pytorch(), LrSchedule::constant(s.lr)).map_err(err)?),
-        OptimizerArg::Sgd => Box::new(Sgd::new(SgdConfig::default(), LrSchedule::constant(s.lr)).map_err(err)?),
+        OptimizerArg::Adam => Box::new(Adam::new(AdamConfig::pytorch(), schedule).map_err(err)?),
+        OptimizerArg::Sgd => Box::new(Sgd::new(SgdConfig::default(), schedule).map_err(err)?),
     })
 }
 

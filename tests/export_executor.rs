@@ -15,9 +15,10 @@
 mod export_common;
 
 use mobilenetc::exec::Executor;
+use mobilenetc::graph::mobilenet::{mobilenet_v1, MobileNetConfig};
 use mobilenetc::export::OnnxExportOptions;
 use mobilenetc::onnx::import::{import_file, ImportOptions};
-use mobilenetc_e2e::{fixture, test_input};
+use mobilenetc_e2e::{fixture, onnx_check, test_input};
 
 use export_common::{assert_all_moved, fine_tune, small_mobilenet};
 
@@ -58,6 +59,7 @@ fn check(source: &mobilenetc::graph::Graph, original: Option<mobilenetc::runtime
     for fold in [false, true] {
         let path = dir.path().join(format!("trained-fold-{fold}.onnx"));
         trainer.export_onnx(&path, &OnnxExportOptions { fold_batchnorm: fold, source: original.clone() }).unwrap();
+        onnx_check(&path).unwrap_or_else(|e| panic!("onnx.checker rejects the export: {e}"));
         let back = import_file(&path, &ImportOptions::default()).unwrap();
         let mut exported = Executor::from_graph(&back).unwrap();
         let y = assert_bit_identical(&mut in_memory, &mut exported, input, &format!("BatchNorm folded {fold}"));
@@ -79,4 +81,19 @@ fn imported_pytorch_model_exported_runs_bit_identical() {
     let original = mobilenetc::onnx::import::decode_model(&std::fs::read(&src).unwrap()).unwrap();
     let graph = import_file(&src, &ImportOptions::default()).unwrap();
     check(&graph, Some(original), "input", 3);
+}
+
+/// Writes the trained, exported model that models/tests/exported.rs compiles with
+/// include_model!: `cargo test -p mobilenetc-e2e --test export_executor -- --ignored`.
+#[test]
+#[ignore = "regenerates models/tests/data/trained-mobilenet-0.125-32.onnx"]
+fn write_trained_model_for_include_model() {
+    // α 0.125 keeps the checked-in file small (about 0.2 MB).
+    let cfg = MobileNetConfig { alpha: 0.125, resolution: 32, classes: 10, ..MobileNetConfig::default() };
+    let source = mobilenet_v1(&cfg).unwrap();
+    let trainer = fine_tune(&source, 3);
+    assert_all_moved(&source, &trainer);
+    let path = mobilenetc_e2e::workspace_root().join("models/tests/data/trained-mobilenet-0.125-32.onnx");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    trainer.export_onnx(&path, &OnnxExportOptions::default()).unwrap();
 }

@@ -330,26 +330,46 @@ impl Checkpoint {
 /// first) file named `NAME`, after half of its bytes reached the temporary file.
 pub const CRASH_ENV: &str = "MOBILENETC_CRASH_WHILE_WRITING";
 
+/// Like [`CRASH_ENV`], but the process stops halfway instead of aborting: it prints
+/// [`PAUSE_MARKER`] and the temporary file's name on stderr and sleeps until it is killed, so a
+/// test can kill it (SIGKILL) at a known point of the write.
+pub const PAUSE_ENV: &str = "MOBILENETC_PAUSE_WHILE_WRITING";
+
+/// The start of the stderr line a paused writer prints (see [`PAUSE_ENV`]).
+pub const PAUSE_MARKER: &str = "mobilenetc: paused while writing";
+
 /// Writes a checkpoint or an exported model atomically (see `runtime::atomic`), honouring
-/// [`CRASH_ENV`] so that tests can show a crash mid-write leaves the previous file intact.
+/// [`CRASH_ENV`] and [`PAUSE_ENV`] so that tests can show that a crash or a kill mid-write
+/// leaves the previous file intact. Both hooks are read from the environment only here and
+/// do nothing unless a test sets them.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let crash = crash_now(path);
+    let crash = hook_fires(CRASH_ENV, path);
+    let pause = hook_fires(PAUSE_ENV, path);
     mobilenetc_runtime::atomic::write_atomic_with(path, |f| {
-        if crash {
+        if crash || pause {
             f.write_all(&bytes[..bytes.len() / 2])?;
             f.sync_all()?;
-            std::process::abort();
+            if crash {
+                std::process::abort();
+            }
+            eprintln!("{PAUSE_MARKER} {}", path.display());
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
         }
         f.write_all(bytes)
     })
     .map_err(|e| Error::io(path, e))
 }
 
-fn crash_now(path: &Path) -> bool {
+/// Whether the hook `env` (`NAME` or `NAME@K`) fires for this write of `path`: the `K`-th
+/// write (default first) of a file named `NAME`, counted per hook.
+fn hook_fires(env: &str, path: &Path) -> bool {
     use std::sync::atomic::{AtomicU64, Ordering};
-    static WRITES: AtomicU64 = AtomicU64::new(0);
-    let Some(spec) = std::env::var_os(CRASH_ENV) else { return false };
+    static CRASH_WRITES: AtomicU64 = AtomicU64::new(0);
+    static PAUSE_WRITES: AtomicU64 = AtomicU64::new(0);
+    let Some(spec) = std::env::var_os(env) else { return false };
     let spec = spec.to_string_lossy();
     let (name, k) = match spec.split_once('@') {
         Some((n, k)) => (n.to_string(), k.parse::<u64>().unwrap_or(1)),
@@ -358,7 +378,8 @@ fn crash_now(path: &Path) -> bool {
     if path.file_name().is_none_or(|f| f.to_string_lossy() != name) {
         return false;
     }
-    WRITES.fetch_add(1, Ordering::SeqCst) + 1 == k
+    let writes = if env == CRASH_ENV { &CRASH_WRITES } else { &PAUSE_WRITES };
+    writes.fetch_add(1, Ordering::SeqCst) + 1 == k
 }
 
 fn split_slot_key(key: &str) -> Option<(usize, &str)> {

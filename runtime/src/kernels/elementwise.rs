@@ -189,3 +189,28 @@ pub fn activation(act: Act, input: &[f32], out: &mut [f32]) {
         *o = act.apply(x);
     }
 }
+
+/// `out = a + b`, element by element (an Add of two activations of one shape).
+pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
+    assert!(a.len() == out.len() && b.len() == out.len(), "add: lengths differ");
+    for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
+        *o = p + q;
+    }
+}
+
+/// `out = x + bias` with one bias value per channel, channels last (`x` is `[.., c]`).
+pub fn add_channel_bias(x: &[f32], bias: &[f32], out: &mut [f32]) {
+    let c = bias.len();
+    assert!(c > 0 && x.len() == out.len() && x.len() % c == 0, "add_channel_bias: lengths");
+    for (o, i) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        for ((o, &i), &b) in o.iter_mut().zip(i).zip(bias) {
+            *o = i + b;
+        }
+    }
+}
+
+/// `dst += src` (summing the gradient contributions of a value read by several ops).
+pub fn accumulate(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "accumulate: lengths differ");
+    dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+}

@@ -779,3 +779,52 @@ pub fn generate_training(graph: &Graph, batch: usize, opts: &TrainCodegenOptions
         pub use #module::#name;
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::import::{import_file, ImportOptions};
+
+    fn render(g: &Graph, batch: usize) -> String {
+        let opts = TrainCodegenOptions { name: "NetTrainer".into(), model_json: "{}".into(), source_onnx: None, seed: 0 };
+        let tokens = generate_training(g, batch, &opts).unwrap();
+        prettyplease::unparse(&syn::parse2(tokens).expect("the generated code parses"))
+    }
+
+    /// Every kind of step appears, once per schedule step, on the residual fixture.
+    #[test]
+    fn residual_fixture_emits_every_step_kind() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fixtures/residual_tiny.onnx");
+        let g = import_file(&path, &ImportOptions { batch: 2, ..ImportOptions::default() }).unwrap();
+        let code = render(&g, 2);
+        for needle in [
+            "k::layout::nchw_to_nhwc(2, 3, 8, 8, images",
+            "kb::conv::weight_grad(",
+            "kb::conv::input_grad(",
+            "kb::conv::bias_grad(",
+            "k::elementwise::add(a, b, y)",
+            "k::elementwise::add_channel_bias(",
+            "k::elementwise::accumulate(dst, src0)",
+            "dx.copy_from_slice(dy)",
+            ".update_running(rm, rv, mean, var, 0.9)",
+            "kb::dense::weight_grad(",
+            "kb::pool::global_avg_pool_backward(2, 64, 4, dy, dx)",
+            "loss::softmax_cross_entropy(logits, labels, 5, Some(dlogits))",
+            "loss::softmax_cross_entropy(logits, labels, 5, None)",
+            "pub const PARAMETERS: [(&'static str, &'static [usize]); 7]",
+        ] {
+            assert!(code.contains(needle), "missing `{needle}` in:\n{code}");
+        }
+        // The first conv has 3 input channels: its input gradient is never computed.
+        assert_eq!(code.matches("kb::conv::input_grad(").count(), 1, "{code}");
+    }
+
+    #[test]
+    fn bad_names_and_models_are_errors() {
+        let g = crate::graph::mobilenet::mobilenet_v1(&crate::graph::mobilenet::MobileNetConfig { alpha: 0.25, resolution: 32, classes: 10, ..Default::default() }).unwrap();
+        let opts = TrainCodegenOptions { name: "not a name".into(), model_json: "{}".into(), source_onnx: None, seed: 0 };
+        assert!(generate_training(&g, 2, &opts).is_err());
+        let opts = TrainCodegenOptions { name: "T".into(), ..opts };
+        assert!(generate_training(&g, 0, &opts).unwrap_err().to_string().contains("batch"));
+    }
+}

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Prints images/s of each (median of the per-step times after one warm-up step; the two
-//! alternate step by step so that load on the machine hits both alike) and their ratio, and
+//! alternate step by step, each going first every other step, so that load on the machine and
+//! cache warmth hit both alike) and their ratio, and
 //! checks that both computed the same losses.
 
 use std::time::Instant;
@@ -51,12 +52,24 @@ fn main() {
     println!("seed network (MobileNet v1 α 1.0, 32×32×3, 10 classes), batch {BATCH}, Adam, {threads} thread(s), {steps} timed steps each");
     let (mut tg, mut te) = (Vec::new(), Vec::new());
     for step in 0..=steps {
-        let t = Instant::now();
-        let a = gen.train_step(x, y, &mut og).expect("generated step");
-        let g = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let b = exec.train_step(&images, &labels, &mut oe).expect("executor step");
-        let e = t.elapsed().as_secs_f64();
+        // Which one goes first alternates, so neither always runs on the other's warm caches.
+        let mut run_gen = || {
+            let t = Instant::now();
+            let a = gen.train_step(x, y, &mut og).expect("generated step");
+            (a, t.elapsed().as_secs_f64())
+        };
+        let mut run_exec = || {
+            let t = Instant::now();
+            let b = exec.train_step(&images, &labels, &mut oe).expect("executor step");
+            (b, t.elapsed().as_secs_f64())
+        };
+        let ((a, g), (b, e)) = if step % 2 == 0 {
+            let a = run_gen();
+            (a, run_exec())
+        } else {
+            let b = run_exec();
+            (run_gen(), b)
+        };
         assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {step}: generated loss {} vs executor {}", a.loss, b.loss);
         if step > 0 {
             tg.push(g);

@@ -20,7 +20,7 @@
 //!   ([`mobilenetc_runtime::checkpoint`]).
 //!
 //! Storage layout: parameters, gradients and running statistics are each one flat vector, slot
-//! `i` at a fixed range in ONNX layout; BatchNorm's saved batch statistics (mean, invstd, var)
+//! `i` at a fixed range in ONNX layout starting on a 16-float boundary; BatchNorm's saved batch statistics (mean, invstd, var)
 //! one more; activations and activation gradients one arena, placed by [`crate::train::arena`]
 //! for each schedule (the larger one sizes it).
 
@@ -96,8 +96,10 @@ impl Consts {
 struct Layout {
     /// Per parameter slot: (offset, len) in `params` / `grads`.
     params: Vec<(usize, usize)>,
+    params_len: usize,
     /// Per running-statistic slot: (offset, len) in `stats`.
     stats: Vec<(usize, usize)>,
+    stats_len: usize,
     /// Per op (BatchNorm only): offset of its mean, invstd, var (`c` each) in `bn`.
     bn: Vec<usize>,
     bn_len: usize,
@@ -108,16 +110,23 @@ struct Layout {
     zeros: usize,
 }
 
-fn ranges(named: &[Named]) -> Vec<(usize, usize)> {
+/// Slots start on 16-float (64-byte) boundaries of their vector, as a vector per slot (the
+/// executor's storage) would: the kernels' and optimizers' vector loads stay aligned alike.
+const SLOT_ALIGN: usize = 16;
+
+/// Per slot (offset, len), and the vector's length.
+fn ranges(named: &[Named]) -> (Vec<(usize, usize)>, usize) {
     let mut off = 0;
-    named
+    let r = named
         .iter()
         .map(|n| {
             let len = n.shape.iter().product::<usize>();
-            off += len;
-            (off - len, len)
+            let at = off;
+            off = (off + len).next_multiple_of(SLOT_ALIGN);
+            (at, len)
         })
-        .collect()
+        .collect();
+    (r, off)
 }
 
 impl Layout {
@@ -130,7 +139,7 @@ impl Layout {
             match op {
                 FOp::BatchNorm { bn: b, .. } => {
                     bn[i] = bn_len;
-                    bn_len += 3 * b.c;
+                    bn_len += (3 * b.c).next_multiple_of(SLOT_ALIGN);
                 }
                 FOp::Conv { w, .. } | FOp::Dense { w, .. } => {
                     packed[*w] = Some(packed_len);
@@ -139,7 +148,8 @@ impl Layout {
                 _ => {}
             }
         }
-        Layout { params: ranges(&p.params), stats: ranges(&p.stats), bn, bn_len, packed, packed_len, zeros: p.values.iter().map(|v| v.c).max().unwrap_or(0) }
+        let ((params, params_len), (stats, stats_len)) = (ranges(&p.params), ranges(&p.stats));
+        Layout { params, params_len, stats, stats_len, bn, bn_len, packed, packed_len, zeros: p.values.iter().map(|v| v.c).max().unwrap_or(0) }
     }
 }
 
@@ -501,15 +511,14 @@ fn range_consts(r: &[(usize, usize)]) -> TokenStream {
 pub fn generate_training(graph: &Graph, batch: usize, opts: &TrainCodegenOptions) -> Result<TokenStream> {
     check_name(&opts.name)?;
     let program = lower(graph, batch)?;
-    let init: Vec<f32> = {
-        let mut out = Vec::new();
-        for n in program.params.iter().chain(&program.stats) {
-            let t = graph.constant(n.tensor).ok_or_else(|| Error::Invalid(format!("initializer '{}' has no data", n.name)))?;
-            out.extend_from_slice(&t.data);
-        }
-        out
-    };
     let layout = Layout::new(&program);
+    // The initial storage: parameters, then running statistics, each in its layout.
+    let mut init = vec![0.0f32; layout.params_len + layout.stats_len];
+    let places = layout.params.iter().map(|r| r.0).chain(layout.stats.iter().map(|r| layout.params_len + r.0));
+    for (n, at) in program.params.iter().chain(&program.stats).zip(places) {
+        let t = graph.constant(n.tensor).ok_or_else(|| Error::Invalid(format!("initializer '{}' has no data", n.name)))?;
+        init[at..at + t.data.len()].copy_from_slice(&t.data);
+    }
     let train = build(program.clone(), true);
     let eval = build(program, false);
     let (train_place, eval_place) = (place(&train)?, place(&eval)?);
@@ -530,6 +539,7 @@ pub fn generate_training(graph: &Graph, batch: usize, opts: &TrainCodegenOptions
     let param_total: usize = layout.params.iter().map(|r| r.1).sum();
     let stat_total: usize = layout.stats.iter().map(|r| r.1).sum();
     let (param_total_l, stat_total_l) = (usize_lit(param_total), usize_lit(stat_total));
+    let params_len = usize_lit(layout.params_len);
     let (param_names, stat_names) = (named_consts(&prog.params), named_consts(&prog.stats));
     let (param_ranges, stat_ranges) = (range_consts(&layout.params), range_consts(&layout.stats));
     let arena_floats = train_place.arena_floats.max(eval_place.arena_floats);
@@ -641,8 +651,8 @@ pub fn generate_training(graph: &Graph, batch: usize, opts: &TrainCodegenOptions
                 pub fn new() -> Self {
                     let init = m::Weights::from_static(INIT.as_bytes());
                     let init = init.as_slice();
-                    let params = init[..#param_total_l].to_vec();
-                    let stats = init[#param_total_l..].to_vec();
+                    let params = init[..#params_len].to_vec();
+                    let stats = init[#params_len..].to_vec();
                     #name {
                         s: State {
                             arena: vec![0.0; #arena_len],

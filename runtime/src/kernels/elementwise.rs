@@ -214,3 +214,20 @@ pub fn accumulate(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len(), "accumulate: lengths differ");
     dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
 }
+
+#[cfg(test)]
+mod training_op_tests {
+    use super::*;
+
+    #[test]
+    fn add_bias_and_accumulate() {
+        let (a, b) = ([1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 2.0, 0.0]);
+        let mut y = [0.0; 4];
+        add(&a, &b, &mut y);
+        assert_eq!(y, [1.5, 1.0, 5.0, 4.0]);
+        add_channel_bias(&a, &[10.0, 20.0], &mut y);
+        assert_eq!(y, [11.0, 22.0, 13.0, 24.0]);
+        accumulate(&mut y, &b);
+        assert_eq!(y, [11.5, 21.0, 15.0, 24.0]);
+    }
+}

@@ -79,7 +79,8 @@ impl ModelSource {
         }
     }
 
-    fn to_json(&self) -> Value {
+    /// The metadata `model` JSON.
+    pub fn to_json(&self) -> Value {
         match self {
             ModelSource::MobileNet(c) => json!({
                 "kind": "mobilenet_v1", "alpha": c.alpha, "resolution": c.resolution, "classes": c.classes,

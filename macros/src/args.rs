@@ -2,8 +2,8 @@
 //! on the offending token.
 //!
 //! ```text
-//! include_model!(Name, "path/model.onnx" [, batch = N])
-//! include_model!(Name, mobilenet_v1(alpha = A, resolution = R, classes = K [, channels = C] [, seed = S]) [, batch = N])
+//! include_model!(Name, "path/model.onnx" [, batch = N] [, train = true])
+//! include_model!(Name, mobilenet_v1(alpha = A, resolution = R, classes = K [, channels = C] [, seed = S]) [, batch = N] [, train = true])
 //! ```
 
 use proc_macro2::Span;
@@ -32,6 +32,8 @@ pub struct ModelArgs {
     pub source: Source,
     /// The batch size and the span of its value.
     pub batch: Option<(usize, Span)>,
+    /// `train = true`: also generate the training code (`<Name>Trainer`).
+    pub train: bool,
 }
 
 impl ModelArgs {
@@ -45,7 +47,8 @@ impl ModelArgs {
             ),
         };
         let batch = self.batch.map(|(b, _)| format!(", batch = {b}")).unwrap_or_default();
-        format!("include_model!({}, {src}{batch})", self.name)
+        let train = if self.train { ", train = true" } else { "" };
+        format!("include_model!({}, {src}{batch}{train})", self.name)
     }
 }
 
@@ -124,7 +127,7 @@ fn parse_mobilenet(input: ParseStream, call: &Ident) -> syn::Result<MobileNetArg
 
 impl Parse for ModelArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let usage = "usage: include_model!(Name, \"model.onnx\" [, batch = N]) or include_model!(Name, mobilenet_v1(alpha = 1.0, resolution = 32, classes = 10) [, batch = N])";
+        let usage = "usage: include_model!(Name, \"model.onnx\" [, batch = N] [, train = true]) or include_model!(Name, mobilenet_v1(alpha = 1.0, resolution = 32, classes = 10) [, batch = N] [, train = true])";
         if input.is_empty() {
             return Err(syn::Error::new(Span::call_site(), usage));
         }
@@ -143,26 +146,35 @@ impl Parse for ModelArgs {
             return Err(syn::Error::new(input.span(), format!("expected an ONNX file path or mobilenet_v1(..); {usage}")));
         };
         let mut batch = None;
+        let mut train = None;
         while input.peek(Token![,]) {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
                 break;
             }
             let key: Ident = input.parse()?;
-            if key != "batch" {
-                return Err(syn::Error::new(key.span(), format!("unknown option `{key}` (the only option is `batch = N`)")));
+            let twice = |seen: bool| if seen { Err(syn::Error::new(key.span(), format!("`{key}` is given twice"))) } else { Ok(()) };
+            if key == "batch" {
+                twice(batch.is_some())?;
+                input.parse::<Token![=]>()?;
+                let lit: Lit = input.parse()?;
+                batch = Some((positive(int(&lit, "batch")?, &lit, "batch")?, lit.span()));
+            } else if key == "train" {
+                twice(train.is_some())?;
+                input.parse::<Token![=]>()?;
+                let lit: Lit = input.parse()?;
+                match lit {
+                    Lit::Bool(b) => train = Some(b.value),
+                    other => return Err(syn::Error::new(other.span(), "`train` takes true or false")),
+                }
+            } else {
+                return Err(syn::Error::new(key.span(), format!("unknown option `{key}` (the options are `batch = N` and `train = true`)")));
             }
-            if batch.is_some() {
-                return Err(syn::Error::new(key.span(), "`batch` is given twice"));
-            }
-            input.parse::<Token![=]>()?;
-            let lit: Lit = input.parse()?;
-            batch = Some((positive(int(&lit, "batch")?, &lit, "batch")?, lit.span()));
         }
         if !input.is_empty() {
             return Err(syn::Error::new(input.span(), format!("unexpected tokens; {usage}")));
         }
-        Ok(ModelArgs { name, source, batch })
+        Ok(ModelArgs { name, source, batch, train: train.unwrap_or(false) })
     }
 }
 
@@ -186,6 +198,10 @@ mod tests {
             _ => panic!("expected the constructor form"),
         }
         assert!(b.batch.is_none());
+        assert!(!b.train);
+        let t = syn::parse_str::<ModelArgs>(r#"Net, "m.onnx", train = true, batch = 8"#).unwrap();
+        assert!(t.train);
+        assert_eq!(t.invocation(), r#"include_model!(Net, "m.onnx", batch = 8, train = true)"#);
         assert_eq!(b.invocation(), "include_model!(SeedNet, mobilenet_v1(alpha = 0.5, resolution = 32, classes = 10, channels = 3, seed = 7))");
         let c = syn::parse_str::<ModelArgs>("N, mobilenet_v1(alpha = 1, resolution = 224, classes = 1000),").unwrap();
         assert!(matches!(c.source, Source::MobileNet(MobileNetArgs { alpha, .. }, _) if alpha == 1.0));
@@ -208,5 +224,7 @@ mod tests {
         assert!(err(r#"Net, "m.onnx", bath = 2"#).contains("unknown option `bath`"));
         assert!(err(r#"Net, "m.onnx", batch = 2, batch = 3"#).contains("twice"));
         assert!(err(r#"Net, "m.onnx" extra"#).contains("unexpected tokens"));
+        assert!(err(r#"Net, "m.onnx", train = 1"#).contains("true or false"));
+        assert!(err(r#"Net, "m.onnx", train = true, train = false"#).contains("twice"));
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`kernels`]: one implementation of every op, driven by constant parameters;
 //! - [`onnx`]: the ONNX protobuf messages (prost) and the writer of trained models;
+//! - [`checkpoint`]: weights of generated training code in the compiler's checkpoint format;
 //! - [`atomic`]: atomic file replacement (models are never left half-written);
 //! - [`data`]: dataset loaders (CIFAR-10 binary, IDX, image folders) and augmentation;
 //! - [`loss`]: softmax cross-entropy (training);
@@ -12,6 +13,7 @@
 //! The runtime never depends on the compiler.
 
 pub mod atomic;
+pub mod checkpoint;
 pub mod data;
 pub mod kernels;
 pub mod loss;

@@ -29,6 +29,14 @@ impl fmt::Display for LossError {
 
 impl std::error::Error for LossError {}
 
+/// Every label must be a class index below `classes` (checked before a step changes anything).
+pub fn check_labels(labels: &[u32], classes: usize) -> Result<(), LossError> {
+    match labels.iter().position(|&l| l as usize >= classes) {
+        Some(bad) => Err(LossError(format!("label {} of image {bad} is not below the class count {classes}", labels[bad]))),
+        None => Ok(()),
+    }
+}
+
 /// Softmax cross-entropy of `logits` (`[batch, classes]`, row-major) against `labels`
 /// (`batch` class indices). Writes `d loss / d logits` into `dlogits` when given.
 pub fn softmax_cross_entropy(logits: &[f32], labels: &[u32], classes: usize, dlogits: Option<&mut [f32]>) -> Result<StepStats, LossError> {
@@ -36,9 +44,7 @@ pub fn softmax_cross_entropy(logits: &[f32], labels: &[u32], classes: usize, dlo
     if classes == 0 || logits.len() != batch * classes {
         return Err(LossError(format!("{} logits for {batch} labels of {classes} classes", logits.len())));
     }
-    if let Some(bad) = labels.iter().position(|&l| l as usize >= classes) {
-        return Err(LossError(format!("label {} of image {bad} is not below the class count {classes}", labels[bad])));
-    }
+    check_labels(labels, classes)?;
     if let Some(d) = &dlogits {
         if d.len() != logits.len() {
             return Err(LossError(format!("gradient buffer of {} for {} logits", d.len(), logits.len())));

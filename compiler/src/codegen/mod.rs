@@ -10,6 +10,7 @@
 //! The generated code depends only on `mobilenetc-runtime`.
 
 mod params;
+pub mod train;
 
 use std::collections::HashMap;
 

@@ -17,7 +17,7 @@ pub(super) fn u64_lit(n: u64) -> Literal {
 }
 
 /// An f32 written so that it parses back to the same bits.
-fn f32_tokens(x: f32) -> TokenStream {
+pub(super) fn f32_tokens(x: f32) -> TokenStream {
     if x.is_nan() {
         quote!(f32::NAN)
     } else if x == f32::INFINITY {
@@ -33,7 +33,7 @@ fn f32_tokens(x: f32) -> TokenStream {
     }
 }
 
-fn usizes(xs: &[usize]) -> TokenStream {
+pub(super) fn usizes(xs: &[usize]) -> TokenStream {
     let xs = xs.iter().map(|&x| usize_lit(x));
     quote!(&[#(#xs),*])
 }
@@ -43,7 +43,7 @@ fn isizes(xs: &[isize]) -> TokenStream {
     quote!(&[#(#xs),*])
 }
 
-fn act(a: Act) -> TokenStream {
+pub(super) fn act(a: Act) -> TokenStream {
     match a {
         Act::None => quote!(k::Act::None),
         Act::Relu => quote!(k::Act::Relu),

@@ -406,8 +406,7 @@ impl Trainer {
                 Kernel::Sum { dst, srcs } => {
                     for &s in srcs {
                         if s != *dst {
-                            let src = buf(s);
-                            buf(*dst).iter_mut().zip(src.iter()).for_each(|(d, v)| *d += v);
+                            elementwise::accumulate(buf(*dst), buf(s));
                         }
                     }
                 }
@@ -451,21 +450,8 @@ impl Trainer {
                 let bias = b.map_or(&self.zeros[..dense.n], |b| &self.param_data[b][..]);
                 dense.run_threads(vbuf(x), self.packed[w].as_ref().expect("packed before the run"), bias, vbuf(y), threads);
             }
-            FOp::BiasAdd { x, y, b } => {
-                let bias = &self.param_data[b];
-                let c = bias.len();
-                for (o, i) in vbuf(y).chunks_exact_mut(c).zip(vbuf(x).chunks_exact(c)) {
-                    for ((o, &i), &bb) in o.iter_mut().zip(i).zip(bias) {
-                        *o = i + bb;
-                    }
-                }
-            }
-            FOp::Add { a, b, y } => {
-                let (av, bv) = (vbuf(a), vbuf(b));
-                for ((o, &p), &q) in vbuf(y).iter_mut().zip(av.iter()).zip(bv.iter()) {
-                    *o = p + q;
-                }
-            }
+            FOp::BiasAdd { x, y, b } => elementwise::add_channel_bias(vbuf(x), &self.param_data[b], vbuf(y)),
+            FOp::Add { a, b, y } => elementwise::add(vbuf(a), vbuf(b), vbuf(y)),
         }
     }
 }

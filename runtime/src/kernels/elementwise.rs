@@ -189,3 +189,45 @@ pub fn activation(act: Act, input: &[f32], out: &mut [f32]) {
         *o = act.apply(x);
     }
 }
+
+/// `out = a + b`, element by element (an Add of two activations of one shape).
+pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
+    assert!(a.len() == out.len() && b.len() == out.len(), "add: lengths differ");
+    for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
+        *o = p + q;
+    }
+}
+
+/// `out = x + bias` with one bias value per channel, channels last (`x` is `[.., c]`).
+pub fn add_channel_bias(x: &[f32], bias: &[f32], out: &mut [f32]) {
+    let c = bias.len();
+    assert!(c > 0 && x.len() == out.len() && x.len() % c == 0, "add_channel_bias: lengths");
+    for (o, i) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        for ((o, &i), &b) in o.iter_mut().zip(i).zip(bias) {
+            *o = i + b;
+        }
+    }
+}
+
+/// `dst += src` (summing the gradient contributions of a value read by several ops).
+pub fn accumulate(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "accumulate: lengths differ");
+    dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+}
+
+#[cfg(test)]
+mod training_op_tests {
+    use super::*;
+
+    #[test]
+    fn add_bias_and_accumulate() {
+        let (a, b) = ([1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 2.0, 0.0]);
+        let mut y = [0.0; 4];
+        add(&a, &b, &mut y);
+        assert_eq!(y, [1.5, 1.0, 5.0, 4.0]);
+        add_channel_bias(&a, &[10.0, 20.0], &mut y);
+        assert_eq!(y, [11.0, 22.0, 13.0, 24.0]);
+        accumulate(&mut y, &b);
+        assert_eq!(y, [11.5, 21.0, 15.0, 24.0]);
+    }
+}

@@ -5,6 +5,7 @@
 //! for MobileNet v1 (what the generated code does), until generated code / the schedule
 //! executor land; every report says so.
 
+pub mod generated;
 pub mod onnx_out;
 pub mod standin;
 

@@ -2,8 +2,8 @@
 //! on the offending token.
 //!
 //! ```text
-//! include_model!(Name, "path/model.onnx" [, batch = N])
-//! include_model!(Name, mobilenet_v1(alpha = A, resolution = R, classes = K [, channels = C] [, seed = S]) [, batch = N])
+//! include_model!(Name, "path/model.onnx" [, batch = N] [, threads = T])
+//! include_model!(Name, mobilenet_v1(alpha = A, resolution = R, classes = K [, channels = C] [, seed = S]) [, batch = N] [, threads = T])
 //! ```
 
 use proc_macro2::Span;
@@ -32,6 +32,8 @@ pub struct ModelArgs {
     pub source: Source,
     /// The batch size and the span of its value.
     pub batch: Option<(usize, Span)>,
+    /// The default thread count of the generated model and the span of its value.
+    pub threads: Option<(usize, Span)>,
 }
 
 impl ModelArgs {
@@ -45,7 +47,8 @@ impl ModelArgs {
             ),
         };
         let batch = self.batch.map(|(b, _)| format!(", batch = {b}")).unwrap_or_default();
-        format!("include_model!({}, {src}{batch})", self.name)
+        let threads = self.threads.map(|(t, _)| format!(", threads = {t}")).unwrap_or_default();
+        format!("include_model!({}, {src}{batch}{threads})", self.name)
     }
 }
 
@@ -124,7 +127,7 @@ fn parse_mobilenet(input: ParseStream, call: &Ident) -> syn::Result<MobileNetArg
 
 impl Parse for ModelArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let usage = "usage: include_model!(Name, \"model.onnx\" [, batch = N]) or include_model!(Name, mobilenet_v1(alpha = 1.0, resolution = 32, classes = 10) [, batch = N])";
+        let usage = "usage: include_model!(Name, \"model.onnx\" [, batch = N] [, threads = T]) or include_model!(Name, mobilenet_v1(alpha = 1.0, resolution = 32, classes = 10) [, batch = N] [, threads = T])";
         if input.is_empty() {
             return Err(syn::Error::new(Span::call_site(), usage));
         }
@@ -142,27 +145,32 @@ impl Parse for ModelArgs {
         } else {
             return Err(syn::Error::new(input.span(), format!("expected an ONNX file path or mobilenet_v1(..); {usage}")));
         };
-        let mut batch = None;
+        let (mut batch, mut threads) = (None, None);
         while input.peek(Token![,]) {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
                 break;
             }
             let key: Ident = input.parse()?;
-            if key != "batch" {
-                return Err(syn::Error::new(key.span(), format!("unknown option `{key}` (the only option is `batch = N`)")));
-            }
-            if batch.is_some() {
-                return Err(syn::Error::new(key.span(), "`batch` is given twice"));
+            let slot = if key == "batch" {
+                &mut batch
+            } else if key == "threads" {
+                &mut threads
+            } else {
+                return Err(syn::Error::new(key.span(), format!("unknown option `{key}` (the options are `batch = N` and `threads = T`)")));
+            };
+            if slot.is_some() {
+                return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
             }
             input.parse::<Token![=]>()?;
             let lit: Lit = input.parse()?;
-            batch = Some((positive(int(&lit, "batch")?, &lit, "batch")?, lit.span()));
+            let k = key.to_string();
+            *slot = Some((positive(int(&lit, &k)?, &lit, &k)?, lit.span()));
         }
         if !input.is_empty() {
             return Err(syn::Error::new(input.span(), format!("unexpected tokens; {usage}")));
         }
-        Ok(ModelArgs { name, source, batch })
+        Ok(ModelArgs { name, source, batch, threads })
     }
 }
 
@@ -186,6 +194,9 @@ mod tests {
             _ => panic!("expected the constructor form"),
         }
         assert!(b.batch.is_none());
+        let t = syn::parse_str::<ModelArgs>(r#"Net, "m.onnx", threads = 2, batch = 3"#).unwrap();
+        assert_eq!((t.batch.map(|b| b.0), t.threads.map(|b| b.0)), (Some(3), Some(2)));
+        assert_eq!(t.invocation(), r#"include_model!(Net, "m.onnx", batch = 3, threads = 2)"#);
         assert_eq!(b.invocation(), "include_model!(SeedNet, mobilenet_v1(alpha = 0.5, resolution = 32, classes = 10, channels = 3, seed = 7))");
         let c = syn::parse_str::<ModelArgs>("N, mobilenet_v1(alpha = 1, resolution = 224, classes = 1000),").unwrap();
         assert!(matches!(c.source, Source::MobileNet(MobileNetArgs { alpha, .. }, _) if alpha == 1.0));

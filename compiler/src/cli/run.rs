@@ -37,6 +37,10 @@ pub struct Args {
     /// before allocating them [default: 4294967296 (4 GiB)]
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_bytes: Option<u64>,
+    /// Threads each conv, dense and head layer's output is split over (the results do not
+    /// depend on it) [default: 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub threads: Option<u64>,
 }
 
 fn npy_err(path: &Path, e: npy::NpyError) -> CliError {
@@ -54,6 +58,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let opts = ImportOptions { batch: args.batch.unwrap_or(1) as usize, max_bytes, ..ImportOptions::default() };
     let g = import_file(file, &opts).map_err(|e| CliError::at(file, e))?;
     let mut exec = Executor::from_graph_with_limit(&g, max_bytes).map_err(|e| CliError::at(file, e))?;
+    exec.set_threads(args.threads.unwrap_or(1) as usize);
     let bindings = exec.schedule().inputs.clone();
 
     // Named inputs first, then the unnamed ones fill the remaining inputs in order.

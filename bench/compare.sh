@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Our MobileNet v1 code against onnxruntime on the same ONNX files (1.0-224, 0.5-224, 0.25-224,
+# Our generated MobileNet v1 code and our executor against onnxruntime on the same ONNX files (1.0-224, 0.5-224, 0.25-224,
 # the seed's 32x32 network), alternating, for 1 and 2 threads: medians and ratios.
 #   bench/compare.sh [--models 1.0-224,seed] [--threads 1,2] [--rounds 15]
 # Python: $MOBILENETC_PYTHON, else <repo>/.venv/bin/python (onnxruntime, numpy).

@@ -24,6 +24,7 @@ fn build(model: &Path, out: &Path, name: &str, batch: u64, krate: bool) {
         batch: Some(batch),
         krate,
         runtime_path: krate.then(|| workspace_root().join("runtime")),
+        limit: Default::default(),
     };
     build::run(args).unwrap_or_else(|e| panic!("mobilenetc build {}: {e}", model.display()));
 }

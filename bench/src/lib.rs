@@ -1,17 +1,12 @@
 //! Speed comparisons of mobilenetc against tract (in process, `cargo bench`) and onnxruntime
 //! (`bench/compare.sh`, through the `serve` binary). Not a workspace member: tract is heavy.
 //!
-//! "Our code" is currently [`standin::StandIn`], a hand-written sequence of our runtime kernels
-//! for MobileNet v1 (what the generated code does), until generated code / the schedule
-//! executor land; every report says so.
+//! "Our code" is the generated code of [`generated`] (compiled by `build.rs` with mobilenetc's
+//! code generator) and, in `bench/compare.sh`, also the schedule executor.
 
-pub mod onnx_out;
-pub mod standin;
+pub mod generated;
 
 use std::time::Instant;
-
-/// What "ours" is, printed beside every number.
-pub const OURS: &str = "hand-written kernel sequence (stand-in for generated code)";
 
 /// Seconds of one call of `f`.
 pub fn time(mut f: impl FnMut()) -> f64 {

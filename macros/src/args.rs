@@ -2,8 +2,8 @@
 //! on the offending token.
 //!
 //! ```text
-//! include_model!(Name, "path/model.onnx" [, batch = N] [, train = true])
-//! include_model!(Name, mobilenet_v1(alpha = A, resolution = R, classes = K [, channels = C] [, seed = S]) [, batch = N] [, train = true])
+//! include_model!(Name, "path/model.onnx" [, batch = N] [, threads = T] [, train = true])
+//! include_model!(Name, mobilenet_v1(alpha = A, resolution = R, classes = K [, channels = C] [, seed = S]) [, batch = N] [, threads = T] [, train = true])
 //! ```
 
 use proc_macro2::Span;
@@ -34,6 +34,8 @@ pub struct ModelArgs {
     pub batch: Option<(usize, Span)>,
     /// `train = true`: also generate the training code (`<Name>Trainer`).
     pub train: bool,
+    /// The default thread count of the generated model and the span of its value.
+    pub threads: Option<(usize, Span)>,
 }
 
 impl ModelArgs {
@@ -47,8 +49,9 @@ impl ModelArgs {
             ),
         };
         let batch = self.batch.map(|(b, _)| format!(", batch = {b}")).unwrap_or_default();
+        let threads = self.threads.map(|(t, _)| format!(", threads = {t}")).unwrap_or_default();
         let train = if self.train { ", train = true" } else { "" };
-        format!("include_model!({}, {src}{batch}{train})", self.name)
+        format!("include_model!({}, {src}{batch}{threads}{train})", self.name)
     }
 }
 
@@ -127,7 +130,7 @@ fn parse_mobilenet(input: ParseStream, call: &Ident) -> syn::Result<MobileNetArg
 
 impl Parse for ModelArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let usage = "usage: include_model!(Name, \"model.onnx\" [, batch = N] [, train = true]) or include_model!(Name, mobilenet_v1(alpha = 1.0, resolution = 32, classes = 10) [, batch = N] [, train = true])";
+        let usage = "usage: include_model!(Name, \"model.onnx\" [, batch = N] [, threads = T] [, train = true]) or include_model!(Name, mobilenet_v1(alpha = 1.0, resolution = 32, classes = 10) [, batch = N] [, threads = T] [, train = true])";
         if input.is_empty() {
             return Err(syn::Error::new(Span::call_site(), usage));
         }
@@ -145,36 +148,44 @@ impl Parse for ModelArgs {
         } else {
             return Err(syn::Error::new(input.span(), format!("expected an ONNX file path or mobilenet_v1(..); {usage}")));
         };
-        let mut batch = None;
-        let mut train = None;
+        let (mut batch, mut threads, mut train) = (None, None, None);
         while input.peek(Token![,]) {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
                 break;
             }
             let key: Ident = input.parse()?;
-            let twice = |seen: bool| if seen { Err(syn::Error::new(key.span(), format!("`{key}` is given twice"))) } else { Ok(()) };
-            if key == "batch" {
-                twice(batch.is_some())?;
-                input.parse::<Token![=]>()?;
-                let lit: Lit = input.parse()?;
-                batch = Some((positive(int(&lit, "batch")?, &lit, "batch")?, lit.span()));
-            } else if key == "train" {
-                twice(train.is_some())?;
+            if key == "train" {
+                if train.is_some() {
+                    return Err(syn::Error::new(key.span(), "`train` is given twice"));
+                }
                 input.parse::<Token![=]>()?;
                 let lit: Lit = input.parse()?;
                 match lit {
                     Lit::Bool(b) => train = Some(b.value),
                     other => return Err(syn::Error::new(other.span(), "`train` takes true or false")),
                 }
-            } else {
-                return Err(syn::Error::new(key.span(), format!("unknown option `{key}` (the options are `batch = N` and `train = true`)")));
+                continue;
             }
+            let slot = if key == "batch" {
+                &mut batch
+            } else if key == "threads" {
+                &mut threads
+            } else {
+                return Err(syn::Error::new(key.span(), format!("unknown option `{key}` (the options are `batch = N`, `threads = T` and `train = true`)")));
+            };
+            if slot.is_some() {
+                return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
+            }
+            input.parse::<Token![=]>()?;
+            let lit: Lit = input.parse()?;
+            let k = key.to_string();
+            *slot = Some((positive(int(&lit, &k)?, &lit, &k)?, lit.span()));
         }
         if !input.is_empty() {
             return Err(syn::Error::new(input.span(), format!("unexpected tokens; {usage}")));
         }
-        Ok(ModelArgs { name, source, batch, train: train.unwrap_or(false) })
+        Ok(ModelArgs { name, source, batch, threads, train: train.unwrap_or(false) })
     }
 }
 
@@ -202,6 +213,9 @@ mod tests {
         let t = syn::parse_str::<ModelArgs>(r#"Net, "m.onnx", train = true, batch = 8"#).unwrap();
         assert!(t.train);
         assert_eq!(t.invocation(), r#"include_model!(Net, "m.onnx", batch = 8, train = true)"#);
+        let t = syn::parse_str::<ModelArgs>(r#"Net, "m.onnx", threads = 2, batch = 3"#).unwrap();
+        assert_eq!((t.batch.map(|b| b.0), t.threads.map(|b| b.0)), (Some(3), Some(2)));
+        assert_eq!(t.invocation(), r#"include_model!(Net, "m.onnx", batch = 3, threads = 2)"#);
         assert_eq!(b.invocation(), "include_model!(SeedNet, mobilenet_v1(alpha = 0.5, resolution = 32, classes = 10, channels = 3, seed = 7))");
         let c = syn::parse_str::<ModelArgs>("N, mobilenet_v1(alpha = 1, resolution = 224, classes = 1000),").unwrap();
         assert!(matches!(c.source, Source::MobileNet(MobileNetArgs { alpha, .. }, _) if alpha == 1.0));

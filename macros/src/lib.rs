@@ -92,7 +92,8 @@ fn expand(args: &ModelArgs) -> syn::Result<TokenStream> {
     let schedule = mobilenetc::lower::compile(&graph).map_err(|e| syn::Error::new(span, e.to_string()))?;
     let hash = if hash.is_empty() { codegen::sha256_hex(&[args.invocation().as_bytes(), &schedule.weight_bytes()].concat()) } else { hash };
     let opts = CodegenOptions { name: args.name.to_string(), weights: WeightSource::ByteString, invocation: args.invocation(), model_hash: hash };
-    let code = codegen::generate(&schedule, &opts).map_err(|e| syn::Error::new(args.name.span(), e.to_string()))?;
+    let threads = args.threads.map_or(1, |(t, _)| t);
+    let code = codegen::generate_threaded(&schedule, &opts, threads).map_err(|e| syn::Error::new(args.name.span(), e.to_string()))?;
     let training = if args.train {
         let seed = match &model {
             ModelSource::MobileNet(c) => c.seed,

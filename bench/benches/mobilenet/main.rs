@@ -1,6 +1,7 @@
-//! `cargo bench --manifest-path bench/Cargo.toml`: MobileNet v1 batch 1, ours against tract on
-//! the same ONNX file in one process, alternating rounds; then per-layer times and GFLOP/s of
-//! our kernels, pointwise layers as a share of the measured SGEMM rate.
+//! `cargo bench --manifest-path bench/Cargo.toml`: MobileNet v1 batch 1, our generated code
+//! against tract on the same ONNX file in one process, alternating rounds; then per-layer times
+//! and GFLOP/s of our kernels (each step of the schedule, the very calls the generated code
+//! makes), pointwise layers as a share of the measured SGEMM rate.
 //!
 //! Environment: `BENCH_MODELS` (default `1.0-224`; e.g. `1.0-224,0.5-224,0.25-224,seed`),
 //! `BENCH_THREADS` (default `1,2`; tract runs on one thread), `BENCH_ROUNDS` (default 20;
@@ -9,9 +10,12 @@
 
 mod tract_model;
 
-use mobilenetc_bench::standin::{Spec, StandIn};
+use std::time::Instant;
+
+use mobilenetc::exec::{run_step_threads, Executor};
+use mobilenetc::onnx::import::{import_bytes, ImportOptions};
+use mobilenetc_bench::{best, generated, median, sgemm_rate, test_image, time};
 use tract_model::Tract;
-use mobilenetc_bench::{best, median, onnx_out, sgemm_rate, test_image, time, OURS};
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
     std::env::var(name).unwrap_or_else(|_| default.into()).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
@@ -22,47 +26,44 @@ fn main() {
     let threads: Vec<usize> = env_list("BENCH_THREADS", "1,2").iter().map(|t| t.parse().expect("BENCH_THREADS")).collect();
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("ours = {OURS}; ISA {:?}; load average {}", mobilenetc_runtime::kernels::isa::current(), load.trim());
+    println!("ours = generated code (mobilenetc codegen); ISA {:?}; load average {}", mobilenetc_runtime::kernels::isa::current(), load.trim());
     let sgemm = sgemm_rate(20);
     println!("measured SGEMM rate (784x1024x1024, 1 thread, best of 20): {sgemm:.1} GFLOP/s\n");
     let dir = std::path::PathBuf::from(option_env!("CARGO_TARGET_TMPDIR").unwrap_or("/tmp"));
     for name in &models {
-        let spec = Spec::parse(name).unwrap_or_else(|| panic!("unknown model {name} (1.0-224, 0.5-224, 0.25-224, seed)"));
-        bench_model(&spec, &threads, rounds, sgemm, &dir);
+        bench_model(name, &threads, rounds, sgemm, &dir);
     }
 }
 
-fn bench_model(spec: &Spec, threads: &[usize], rounds: usize, sgemm: f64, dir: &std::path::Path) {
-    let mut ours = StandIn::new(spec);
-    let path = dir.join(format!("mobilenet_v1_{}.onnx", spec.name()));
-    std::fs::write(&path, onnx_out::to_onnx(&ours)).expect("write the ONNX file");
-    let tract = Tract::load(&path, spec.resolution).expect("tract loads the model");
-    let x = test_image(spec.resolution);
+fn bench_model(name: &str, threads: &[usize], rounds: usize, sgemm: f64, dir: &std::path::Path) {
+    let (mut ours, onnx) = generated::load(name).unwrap_or_else(|| panic!("unknown model {name} (1.0-224, 0.5-224, 0.25-224, seed)"));
+    let r = generated::resolution(name);
+    let path = dir.join(format!("mobilenet_v1_{name}.onnx"));
+    std::fs::write(&path, onnx).expect("write the ONNX file");
+    let tract = Tract::load(&path, r).expect("tract loads the model");
+    let x = test_image(r);
     let theirs = tract.run(&x).expect("tract runs");
-    let mine = ours.run(&x, 1).to_vec();
+    let mine = ours.infer(&x).to_vec();
     let diff = mine.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    let gflop = 2.0 * ours.mult_adds() as f64 / 1e9;
-    println!("== MobileNet v1 {} ({:.3} GFLOP/image), file {}", spec.name(), gflop, path.display());
+    let g = import_bytes(onnx, &ImportOptions::default()).expect("import");
+    let mut exec = Executor::from_graph(&g).expect("compile");
+    let input = exec.schedule().inputs[0].name.clone();
+    let gflop = 2.0 * exec.schedule().mult_adds as f64 / 1e9;
+    println!("== MobileNet v1 {name} ({gflop:.3} GFLOP/image), file {}", path.display());
     println!("   outputs: max |ours - tract| = {diff:.2e} over {} softmax values", mine.len());
     assert!(diff < 1e-4, "ours and tract disagree");
-
-    ours.fuse = true;
-    let fused = ours.run(&x, 1).to_vec();
-    assert!(fused.iter().zip(&mine).all(|(a, b)| a.to_bits() == b.to_bits()), "fused and unfused runs differ");
     for &t in threads {
-        let (mut a, mut f, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        ours.set_threads(t);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
         for _ in 0..2 {
-            ours.run(&x, t);
+            ours.infer(&x);
             tract.run(&x).unwrap();
         }
         for _ in 0..rounds {
-            for (fuse, v) in [(false, &mut a), (true, &mut f)] {
-                ours.fuse = fuse;
-                for _ in 0..3 {
-                    v.push(time(|| {
-                        ours.run(&x, t);
-                    }));
-                }
+            for _ in 0..3 {
+                a.push(time(|| {
+                    ours.infer(&x);
+                }));
             }
             for _ in 0..3 {
                 b.push(time(|| {
@@ -70,59 +71,43 @@ fn bench_model(spec: &Spec, threads: &[usize], rounds: usize, sgemm: f64, dir: &
                 }));
             }
         }
-        let (ma, mf, mb) = (median(&a), median(&f), median(&b));
+        let (ma, mb) = (median(&a), median(&b));
         println!(
-            "   threads {t}: ours median {:7.3} ms (best {:7.3}), dw+pw fused {:7.3} ms (best {:7.3});  tract (its default threading) median {:7.3} ms (best {:7.3});  tract/ours {:.2}x  ({} runs each, alternating)",
+            "   threads {t}: ours median {:7.3} ms (best {:7.3});  tract (its default threading) median {:7.3} ms (best {:7.3});  tract/ours {:.2}x  ({} runs each, alternating)",
             ma * 1e3,
             best(&a) * 1e3,
-            mf * 1e3,
-            best(&f) * 1e3,
             mb * 1e3,
             best(&b) * 1e3,
-            mb / ma.min(mf),
+            mb / ma,
             a.len()
         );
     }
-    ours.fuse = false;
 
-    // Per-layer times, one thread: median of per-run times.
-    let names = ours.step_names();
+    // Per-step times, one thread: median over runs of the schedule's steps on the arena.
+    exec.run(&[(input.as_str(), &x)]).expect("run");
+    let s = exec.schedule().clone();
+    let mut arena = exec.arena().to_vec();
     let runs = 3 * rounds;
-    let mut per: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); names.len()];
+    let mut per: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); s.steps.len()];
     for _ in 0..runs {
-        let mut t = vec![0.0; names.len()];
-        ours.run_timed(&x, 1, &mut t);
-        for (p, v) in per.iter_mut().zip(t) {
-            p.push(v);
+        for (i, st) in s.steps.iter().enumerate() {
+            let t0 = Instant::now();
+            run_step_threads(st, &mut arena, &s.weights, 1);
+            per[i].push(t0.elapsed().as_secs_f64());
         }
     }
-    println!("   per layer, 1 thread (median of {runs} runs; % = share of the SGEMM rate):");
-    let mut sums = [0.0f64; 3];
-    for (i, n) in names.iter().enumerate() {
-        let med = median(&per[i]);
-        let (kind, shape, flops) = if i == 0 {
-            ("layout", String::new(), 0.0)
-        } else if i == names.len() - 1 {
-            let h = &ours.head;
-            ("head", format!("{}x{} -> {}", h.hw, h.c, h.classes), 2.0 * (h.c * h.classes) as f64)
-        } else {
-            let l = &ours.layers[i - 1];
-            let c = &l.conv;
-            (l.kind(), format!("{}x{}x{} -> {}x{}x{}", c.h, c.w, c.c_in, c.oh, c.ow, c.c_out), 2.0 * c.mult_adds() as f64)
-        };
+    println!("   per step, 1 thread (median of {runs} runs; % = share of the SGEMM rate):");
+    let mut sums = std::collections::BTreeMap::<&str, f64>::new();
+    for (st, ts) in s.steps.iter().zip(&per) {
+        let med = median(ts);
+        let flops = 2.0 * st.kernel.mult_adds() as f64;
         let rate = flops / med / 1e9;
-        let share = if kind == "pointwise" { format!("{:5.1}%", 100.0 * rate / sgemm) } else { String::new() };
-        match kind {
-            "pointwise" => sums[0] += med,
-            "depthwise" => sums[1] += med,
-            _ => sums[2] += med,
-        }
-        println!("     {n:<11} {kind:<9} {shape:<26} {:8.1} µs {rate:7.1} GFLOP/s {share}", med * 1e6);
+        let kind = st.kernel.kind();
+        let share = if kind == "pointwise" || kind == "dwpw" { format!("{:5.1}%", 100.0 * rate / sgemm) } else { String::new() };
+        *sums.entry(kind).or_default() += med;
+        let nm: String = st.name.chars().take(34).collect();
+        println!("     {nm:<34} {kind:<10} {:8.1} µs {rate:7.1} GFLOP/s {share}", med * 1e6);
     }
-    println!(
-        "   sums of medians: pointwise {:.3} ms, depthwise {:.3} ms, other {:.3} ms\n",
-        sums[0] * 1e3,
-        sums[1] * 1e3,
-        sums[2] * 1e3
-    );
+    let sums: Vec<String> = sums.iter().map(|(k, v)| format!("{k} {:.3} ms", v * 1e3)).collect();
+    println!("   sums of medians: {}\n", sums.join(", "));
 }

@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::error::Error;
 use crate::graph::mobilenet::{MobileNetConfig, Variant};
 
+pub mod bench;
 pub mod build;
 pub mod export;
 pub mod inspect;
@@ -45,6 +46,7 @@ pub enum Command {
     New(new::Args),
     Inspect(inspect::Args),
     Build(build::Args),
+    Bench(bench::Args),
     Run(run::Args),
     Train(train::Args),
     Export(export::Args),
@@ -56,6 +58,7 @@ impl Command {
             Command::New(a) => new::run(a),
             Command::Inspect(a) => inspect::run(a),
             Command::Build(a) => build::run(a),
+            Command::Bench(a) => bench::run(a),
             Command::Run(a) => run::run(a),
             Command::Train(a) => train::run(a),
             Command::Export(a) => export::run(a),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use mobilenetc_runtime::npy;
 
+use crate::cli::limit_args::LimitArgs;
 use crate::cli::{print, CliError};
 use crate::error::Error;
 use crate::exec::Executor;
@@ -33,10 +34,12 @@ pub struct Args {
     /// The value of a symbolic batch dimension [default: 1]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: Option<u64>,
-    /// Refuse a model whose tensors, weights or activation arena need more bytes than this,
-    /// before allocating them [default: 4294967296 (4 GiB)]
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_bytes: Option<u64>,
+    #[command(flatten)]
+    pub limit: LimitArgs,
+    /// Threads each conv, dense and head layer's output is split over (the results do not
+    /// depend on it) [default: 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub threads: Option<u64>,
 }
 
 fn npy_err(path: &Path, e: npy::NpyError) -> CliError {
@@ -50,10 +53,11 @@ fn file_name(name: &str) -> String {
 
 pub fn run(args: Args) -> Result<(), CliError> {
     let file = &args.file;
-    let max_bytes = args.max_bytes.unwrap_or(crate::limits::DEFAULT_MAX_BYTES);
+    let max_bytes = args.limit.bytes();
     let opts = ImportOptions { batch: args.batch.unwrap_or(1) as usize, max_bytes, ..ImportOptions::default() };
     let g = import_file(file, &opts).map_err(|e| CliError::at(file, e))?;
     let mut exec = Executor::from_graph_with_limit(&g, max_bytes).map_err(|e| CliError::at(file, e))?;
+    exec.set_threads(args.threads.unwrap_or(1) as usize);
     let bindings = exec.schedule().inputs.clone();
 
     // Named inputs first, then the unnamed ones fill the remaining inputs in order.

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::lower::{Arg, Schedule};
-use params::{kernel_call, kernel_const, u64_lit, usize_lit};
+use params::{kernel_call, kernel_const, takes_threads, u64_lit, usize_lit};
 
 /// Where the generated code takes its weight bytes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,8 +117,16 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// The generated module as tokens: `pub mod <snake> { .. } pub use <snake>::<Name>;`.
+/// The model runs on one thread until `set_threads` says otherwise.
 pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
+    generate_threaded(s, opts, 1)
+}
+
+/// [`generate`] with `threads` as the model's default thread count (`DEFAULT_THREADS`; the
+/// struct's `set_threads` changes it at run time).
+pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) -> Result<TokenStream> {
     check_name(&opts.name)?;
+    let default_threads = usize_lit(threads.max(1));
     if s.inputs.len() != 1 || s.outputs.len() != 1 {
         return Err(Error::Invalid(format!(
             "generated code takes one input and gives one output; this model has {} inputs and {} outputs (run it with `mobilenetc run`)",
@@ -160,10 +168,11 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
                     None => (quote!(()), quote!()),
                 };
                 let body = kernel_call(&st.kernel, &p, &xs);
+                let t = takes_threads(&st.kernel).then(|| quote!(t: usize));
                 kernel_items.push(quote! {
                     #konst_item
                     #[inline(never)]
-                    fn #f(#(#xs: &[f32],)* y: &mut [f32]) {
+                    fn #f(#(#xs: &[f32],)* y: &mut [f32], #t) {
                         #body
                     }
                 });
@@ -196,14 +205,16 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
         let doc = format!(" `{}` ({}): {} kernel, output {} values at arena offset {}.", st.name, st.op, st.kernel.kind(), st.out.len, st.out.offset);
         let uses_w = st.args.iter().any(|a| matches!(a, Arg::Blob(_)));
         let w_param = if uses_w { quote!(w) } else { quote!(_w) };
+        let threaded = takes_threads(&st.kernel);
+        let (t_param, t_arg) = if threaded { (quote!(t), quote!(t)) } else { (quote!(_t), quote!()) };
         layer_items.push(quote! {
             #[doc = #doc]
-            fn #lfn(a: &mut [f32], #w_param: &[f32]) {
+            fn #lfn(a: &mut [f32], #w_param: &[f32], #t_param: usize) {
                 let ([#(#views),*], y) = m::split_io(a, [#(#ranges),*], (#oo, #ol));
-                #kfn(#(#operands,)* y)
+                #kfn(#(#operands,)* y, #t_arg)
             }
         });
-        calls.push(quote!(#lfn(a, w);));
+        calls.push(quote!(#lfn(a, w, t);));
     }
 
     let input = &s.inputs[0];
@@ -247,8 +258,9 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
 
             #(#layer_items)*
 
-            /// Runs every layer in order over the arena.
-            fn forward(a: &mut [f32], w: &[f32]) {
+            /// Runs every layer in order over the arena, conv, dense and head layers split over
+            /// `t` threads.
+            fn forward(a: &mut [f32], w: &[f32], t: usize) {
                 #(#calls)*
             }
 
@@ -256,6 +268,7 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
             pub struct #name {
                 arena: Vec<f32>,
                 weights: m::Weights,
+                threads: usize,
             }
 
             impl #name {
@@ -267,6 +280,8 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
                 pub const WEIGHTS_BYTES: usize = #weights_len;
                 pub const MULT_ADDS: u64 = #mult_adds;
                 pub const PARAMS: u64 = #params;
+                /// Threads a new model runs on (`include_model!(.., threads = N)`).
+                pub const DEFAULT_THREADS: usize = #default_threads;
 
                 /// The model with its embedded weights, read in place (no copy).
                 pub fn new() -> Self {
@@ -285,7 +300,17 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
                 }
 
                 fn with_weights(weights: m::Weights) -> Self {
-                    #name { arena: vec![0.0; #arena_len], weights }
+                    #name { arena: vec![0.0; #arena_len], weights, threads: Self::DEFAULT_THREADS }
+                }
+
+                /// Splits each layer's output over `threads` threads (at least 1) from the next
+                /// inference on; results are bit-identical for any count.
+                pub fn set_threads(&mut self, threads: usize) {
+                    self.threads = threads.max(1);
+                }
+
+                pub fn threads(&self) -> usize {
+                    self.threads
                 }
 
                 pub fn weights(&self) -> &m::Weights {
@@ -295,7 +320,7 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
                 /// Runs the model on one input in its ONNX layout and shape.
                 pub fn infer(&mut self, input: &[f32; #in_len]) -> &[f32; #out_len] {
                     self.arena[#in_off..#in_end].copy_from_slice(input);
-                    forward(&mut self.arena, self.weights.as_slice());
+                    forward(&mut self.arena, self.weights.as_slice(), self.threads);
                     let out: &[f32] = &self.arena[#out_off..#out_end];
                     out.try_into().expect("the output range has OUTPUT_LEN values")
                 }

@@ -4,7 +4,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use mobilenetc_runtime::kernels::{Act, BinOp, GemmC, PoolKind};
+use mobilenetc_runtime::kernels::{Act, BinOp, Conv2d, GemmC, PoolKind};
 
 use crate::lower::Kernel;
 
@@ -54,21 +54,26 @@ pub(super) fn act(a: Act) -> TokenStream {
     }
 }
 
+/// A `k::Conv2d { .. }` literal.
+fn conv(c: &Conv2d) -> TokenStream {
+    let u = usize_lit;
+    let (n, h, w, ci, co, g, kh, kw, sh, sw) = (u(c.n), u(c.h), u(c.w), u(c.c_in), u(c.c_out), u(c.groups), u(c.kh), u(c.kw), u(c.sh), u(c.sw));
+    let (dh, dw, pt, pl, pb, pr, oh, ow) = (u(c.dh), u(c.dw), u(c.pad_top), u(c.pad_left), u(c.pad_bottom), u(c.pad_right), u(c.oh), u(c.ow));
+    let a = act(c.act);
+    quote!(k::Conv2d {
+        n: #n, h: #h, w: #w, c_in: #ci, c_out: #co, groups: #g, kh: #kh, kw: #kw, sh: #sh, sw: #sw, dh: #dh, dw: #dw,
+        pad_top: #pt, pad_left: #pl, pad_bottom: #pb, pad_right: #pr, oh: #oh, ow: #ow, act: #a,
+    })
+}
+
 /// The kernel's type and constant value, e.g. `(k::Conv2d, k::Conv2d { n: 1, .. })`.
 pub(super) fn kernel_const(kernel: &Kernel) -> Option<(TokenStream, TokenStream)> {
     let u = usize_lit;
     Some(match kernel {
-        Kernel::Conv(c) => {
-            let (n, h, w, ci, co, g, kh, kw, sh, sw) = (u(c.n), u(c.h), u(c.w), u(c.c_in), u(c.c_out), u(c.groups), u(c.kh), u(c.kw), u(c.sh), u(c.sw));
-            let (dh, dw, pt, pl, pb, pr, oh, ow) = (u(c.dh), u(c.dw), u(c.pad_top), u(c.pad_left), u(c.pad_bottom), u(c.pad_right), u(c.oh), u(c.ow));
-            let a = act(c.act);
-            (
-                quote!(k::Conv2d),
-                quote!(k::Conv2d {
-                    n: #n, h: #h, w: #w, c_in: #ci, c_out: #co, groups: #g, kh: #kh, kw: #kw, sh: #sh, sw: #sw, dh: #dh, dw: #dw,
-                    pad_top: #pt, pad_left: #pl, pad_bottom: #pb, pad_right: #pr, oh: #oh, ow: #ow, act: #a,
-                }),
-            )
+        Kernel::Conv(c) => (quote!(k::Conv2d), conv(c)),
+        Kernel::DwPw(f) => {
+            let (dw, pw) = (conv(&f.dw), conv(&f.pw));
+            (quote!(k::DwPw), quote!(k::DwPw { dw: #dw, pw: #pw }))
         }
         Kernel::Dense(d) => {
             let (m, kk, n, a) = (u(d.m), u(d.k), u(d.n), act(d.act));
@@ -160,6 +165,14 @@ pub(super) fn kernel_call(kernel: &Kernel, p: &TokenStream, xs: &[proc_macro2::I
             let x = &xs[0];
             quote!(y.copy_from_slice(#x))
         }
+        // The kernels that split their output rows over threads (`t`, the model's setting).
+        Kernel::Conv(_) | Kernel::Dense(_) | Kernel::Head(_) => quote!(#p.run_threads(#(#xs,)* y, t)),
+        Kernel::DwPw(_) => quote!(#p.run_threads(#(#xs,)* y, t)),
         _ => quote!(#p.run(#(#xs,)* y)),
     }
+}
+
+/// Whether the kernel call of [`kernel_call`] takes the thread count `t`.
+pub(super) fn takes_threads(kernel: &Kernel) -> bool {
+    matches!(kernel, Kernel::Conv(_) | Kernel::Dense(_) | Kernel::Head(_) | Kernel::DwPw(_))
 }

@@ -16,12 +16,28 @@ pub type Output = (String, Vec<usize>, Vec<f32>);
 pub struct Executor {
     schedule: Schedule,
     arena: Vec<f32>,
+    threads: usize,
 }
 
 impl Executor {
     pub fn new(schedule: Schedule) -> Executor {
         let arena = vec![0.0; schedule.arena_len];
-        Executor { schedule, arena }
+        Executor { schedule, arena, threads: 1 }
+    }
+
+    /// Splits each conv, dense and head layer's output over `threads` threads (at least 1; the
+    /// result is bit-identical for any count). Default 1.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The arena after the last run (inputs, activations, outputs at their planned ranges).
+    pub fn arena(&self) -> &[f32] {
+        &self.arena
     }
 
     /// An executor whose arena is checked against `max_bytes` before it is allocated (a model
@@ -66,7 +82,7 @@ impl Executor {
             self.arena[b.range.offset..b.range.end()].copy_from_slice(data);
         }
         for step in &self.schedule.steps {
-            run_step(step, &mut self.arena, &self.schedule.weights);
+            run_step_threads(step, &mut self.arena, &self.schedule.weights, self.threads);
         }
         Ok(self.schedule.outputs.iter().map(|b| (b.name.clone(), b.shape.clone(), b.range.of(&self.arena).to_vec())).collect())
     }
@@ -102,8 +118,14 @@ fn split_dyn<'a>(arena: &'a mut [f32], inputs: &[Range], out: Range) -> (Vec<&'a
     (xs, y)
 }
 
-/// Runs one kernel call of the schedule.
+/// Runs one kernel call of the schedule on one thread.
 pub fn run_step(step: &Step, arena: &mut [f32], weights: &[f32]) {
+    run_step_threads(step, arena, weights, 1)
+}
+
+/// Runs one kernel call of the schedule, splitting its output over `threads` threads where
+/// the kernel can.
+pub fn run_step_threads(step: &Step, arena: &mut [f32], weights: &[f32], threads: usize) {
     let packed: Vec<Option<Vec<f32>>> =
         step.args.iter().map(|a| if let Arg::PackAtRun(r) = a { Some(pack_at_run(&step.kernel, r.of(arena))) } else { None }).collect();
     let arena_ranges: Vec<Range> = step.args.iter().filter_map(|a| if let Arg::Arena(r) = a { Some(*r) } else { None }).collect();
@@ -120,11 +142,12 @@ pub fn run_step(step: &Step, arena: &mut [f32], weights: &[f32]) {
         })
         .collect();
     match &step.kernel {
-        Kernel::Conv(k) => k.run(x[0], x[1], x[2], y),
-        Kernel::Dense(k) => k.run(x[0], x[1], x[2], y),
+        Kernel::Conv(k) => k.run_threads(x[0], x[1], x[2], y, threads),
+        Kernel::DwPw(k) => k.run_threads(x[0], x[1], x[2], x[3], x[4], y, threads),
+        Kernel::Dense(k) => k.run_threads(x[0], x[1], x[2], y, threads),
         Kernel::Gemm(k) => k.run(x[0], x[1], x[2], y),
         Kernel::MatMul { a_shape, b_shape } => MatMul { a_shape, b_shape }.run(x[0], x[1], y),
-        Kernel::Head(k) => k.run(x[0], x[1], x[2], y),
+        Kernel::Head(k) => k.run_threads(x[0], x[1], x[2], y, threads),
         Kernel::Pool(k) => k.run(x[0], y),
         Kernel::GlobalAvgPool(k) => k.run(x[0], y),
         Kernel::Softmax(k) => k.run(x[0], y),

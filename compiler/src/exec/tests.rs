@@ -148,3 +148,53 @@ fn bad_inputs_are_errors_naming_the_input() {
     assert!(e.contains("no input 'y'"), "{e}");
     assert_eq!(exec.run(&[("x", &[-1.0, 2.0, -3.0, 4.0])]).unwrap()[0].2, [0.0, 2.0, 0.0, 4.0]);
 }
+
+/// A depthwise 3×3 conv (stride `s`) then a pointwise conv, both with bias and ReLU6 (big
+/// enough that the kernels split it over threads).
+fn dw_pw_graph(s: usize, extra_reader: bool) -> Graph {
+    let mut g = Graph::new("dwpw");
+    let x = g.add_input("x", vec![1, 32, 28, 28]);
+    let relu6 = Activation::Clip { min: 0.0, max: 6.0 };
+    let dw_w = constant(&mut g, "dw_w", vec![32, 1, 3, 3], 1);
+    let dw_b = constant(&mut g, "dw_b", vec![32], 2);
+    let o = (28 + 2 - 3) / s + 1;
+    let dw_op = Op::Conv(ConvAttrs { activation: relu6, ..match conv(3, s, 1, 32) { Op::Conv(a) => a, _ => unreachable!() } });
+    let (_, d) = g.add_op("dw", dw_op, vec![x, dw_w, dw_b], vec![1, 32, o, o]);
+    let pw_w = constant(&mut g, "pw_w", vec![48, 32, 1, 1], 3);
+    let pw_b = constant(&mut g, "pw_b", vec![48], 4);
+    let pw_op = Op::Conv(ConvAttrs { activation: relu6, ..match conv(1, 1, 0, 1) { Op::Conv(a) => a, _ => unreachable!() } });
+    let (_, y) = g.add_op("pw", pw_op, vec![d, pw_w, pw_b], vec![1, 48, o, o]);
+    g.outputs.push(y);
+    if extra_reader {
+        let (_, r) = g.add_op("relu", Op::Relu, vec![d], vec![1, 32, o, o]);
+        g.outputs.push(r);
+    }
+    g
+}
+
+fn fused_steps(exec: &Executor) -> usize {
+    exec.schedule().steps.iter().filter(|s| matches!(s.kernel, Kernel::DwPw(_))).count()
+}
+
+#[test]
+fn depthwise_then_pointwise_runs_fused_and_matches_the_reference() {
+    for s in [1, 2] {
+        let exec = check(&dw_pw_graph(s, false));
+        assert_eq!(fused_steps(&exec), 1, "stride {s}: the pair is one fused step");
+    }
+    // The depthwise output is also a graph output here: it must be written, so no fusion.
+    let exec = check(&dw_pw_graph(1, true));
+    assert_eq!(fused_steps(&exec), 0);
+}
+
+#[test]
+fn threads_give_bit_identical_outputs() {
+    let g = dw_pw_graph(1, false);
+    let x = values(32 * 28 * 28, 9);
+    let mut exec = Executor::from_graph(&g).unwrap();
+    let one = exec.run(&[("x", &x)]).unwrap();
+    for t in [2, 3] {
+        exec.set_threads(t);
+        assert_eq!(exec.run(&[("x", &x)]).unwrap(), one, "{t} threads");
+    }
+}

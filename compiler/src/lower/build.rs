@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use mobilenetc_runtime::kernels::pool::GlobalAvgPool;
-use mobilenetc_runtime::kernels::{Act, BatchNorm, BinOp, Conv2d, Dense, Gemm, GemmC, Head, Pool2d, PoolKind, Softmax};
+use mobilenetc_runtime::kernels::{Act, BatchNorm, BinOp, Conv2d, ConvPath, Dense, DwPw, Gemm, GemmC, Head, Pool2d, PoolKind, Softmax};
 
 use super::kernel::{Arg, Kernel, Range, Step};
 use super::layout::{nhwc_axis, permute, physical, transpose_data, trivial, Layout, TO_NCHW, TO_NHWC};
@@ -53,6 +53,9 @@ pub(super) struct Builder<'g> {
     /// A tensor's copy in the other layout, made once and shared by its readers.
     converted: HashMap<(TensorId, Layout), BufferId>,
     params: u64,
+    /// Indices (into `steps`) of depthwise convs to run fused with the pointwise conv in the
+    /// step after them.
+    fused: Vec<usize>,
 }
 
 fn act(a: Activation) -> Act {
@@ -76,6 +79,7 @@ impl<'g> Builder<'g> {
             values: HashMap::new(),
             converted: HashMap::new(),
             params: 0,
+            fused: Vec::new(),
         }
     }
 
@@ -102,7 +106,7 @@ impl<'g> Builder<'g> {
         }
         let plan = planner::plan(&self.buffers, &self.plan_steps)?;
         let range = |b: BufferId| Range { offset: plan.offsets[b] / 4, len: self.lens[b] };
-        let steps: Vec<Step> = self
+        let mut steps: Vec<Step> = self
             .steps
             .iter()
             .map(|s| Step {
@@ -121,6 +125,19 @@ impl<'g> Builder<'g> {
                 out: range(s.out),
             })
             .collect();
+        // Fused pairs: the depthwise step takes the pointwise one's place (its own output
+        // buffer, read by nobody else, stays unused).
+        for &i in self.fused.iter().rev() {
+            let pw = steps.remove(i + 1);
+            let dw = &mut steps[i];
+            if let (Kernel::Conv(d), Kernel::Conv(p)) = (&dw.kernel, &pw.kernel) {
+                dw.kernel = Kernel::DwPw(DwPw { dw: *d, pw: *p });
+                dw.op = format!("{} + {}", dw.op, pw.op);
+                dw.name = format!("{}+{}", dw.name, pw.name);
+                dw.args.extend_from_slice(&pw.args[1..]);
+                dw.out = pw.out;
+            }
+        }
         let binding = |t: TensorId, b: BufferId| Binding { name: g.tensor(t).name.clone(), shape: g.shape(t).to_vec(), range: range(b) };
         let inputs = g.inputs.iter().map(|&t| binding(t, self.values[&t].buf)).collect();
         let outputs = outputs.into_iter().map(|(t, b)| binding(t, b)).collect();
@@ -244,6 +261,26 @@ impl<'g> Builder<'g> {
         self.values.insert(t, Value { buf, layout });
     }
 
+    /// For a pointwise conv on `x`: `(step index, depthwise input buffer)` when `x` is the
+    /// output of the step just lowered, a depthwise conv, that nothing else reads, and both convs
+    /// take their weights from the blob, so the pair can run as one [`DwPw`].
+    fn fusable_depthwise(&self, x: TensorId, pw: &Conv2d, pw_args: &[PArg]) -> Option<(usize, BufferId)> {
+        let last = self.steps.last()?;
+        let Kernel::Conv(dw) = &last.kernel else { return None };
+        let v = self.values.get(&x)?;
+        let blobs = |args: &[PArg]| args.iter().all(|a| matches!(a, PArg::Blob(_)));
+        let only_reader = self.g.consumers(x).len() == 1 && !self.g.outputs.contains(&x);
+        let PArg::Buf(dw_input) = last.args[0] else { return None };
+        let ok = pw.path() == ConvPath::Pointwise
+            && v.buf == last.out
+            && v.layout == Layout::Nhwc
+            && only_reader
+            && blobs(&last.args[1..])
+            && blobs(pw_args)
+            && DwPw { dw: *dw, pw: *pw }.check().is_ok();
+        ok.then_some((self.steps.len() - 1, dw_input))
+    }
+
     // ---- nodes ----
 
     fn node(&mut self, node: &Node) -> Result<()> {
@@ -276,7 +313,14 @@ impl<'g> Builder<'g> {
                     PArg::PackAtRun(self.want(w, Layout::RowMajor)?)
                 };
                 let ba = self.bias(node.inputs.get(2).copied(), c_out)?;
+                let fuse_with = self.fusable_depthwise(x, &conv, &[wa, ba]);
                 let b = self.kernel_step(name, op, Kernel::Conv(conv), vec![xa, wa, ba], out_len);
+                if let Some((i, dw_input)) = fuse_with {
+                    // The fused kernel reads the depthwise input while it writes this output:
+                    // keep that input alive through this step so the two never share storage.
+                    self.plan_steps.last_mut().expect("just pushed").reads.push(dw_input);
+                    self.fused.push(i);
+                }
                 self.set(out, b, Layout::Nhwc);
             }
             Op::Head { softmax } => {

@@ -3,7 +3,7 @@
 //! call of the runtime kernel, so they compute the same thing in the same order.
 
 use mobilenetc_runtime::kernels::pool::GlobalAvgPool;
-use mobilenetc_runtime::kernels::{Act, BatchNorm, BinOp, Conv2d, Dense, Gemm, Head, Pool2d, Softmax};
+use mobilenetc_runtime::kernels::{Act, BatchNorm, BinOp, Conv2d, Dense, DwPw, Gemm, Head, Pool2d, Softmax};
 
 /// A contiguous range of f32 elements (in the arena or in the weight blob).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,6 +40,10 @@ pub enum Arg {
 pub enum Kernel {
     /// args: x, packed weights, bias
     Conv(Conv2d),
+    /// A depthwise conv and the pointwise conv that alone reads its output, fused (see
+    /// [`super::fuse`]). args: x, depthwise weights, depthwise bias, pointwise weights,
+    /// pointwise bias
+    DwPw(DwPw),
     /// args: x, packed weights, bias
     Dense(Dense),
     /// args: a, packed b (alpha folded in), c (empty when none)
@@ -79,6 +83,7 @@ impl Kernel {
                 mobilenetc_runtime::kernels::ConvPath::Depthwise => "depthwise",
                 mobilenetc_runtime::kernels::ConvPath::General => "conv",
             },
+            Kernel::DwPw(_) => "dwpw",
             Kernel::Dense(_) => "dense",
             Kernel::Gemm(_) => "gemm",
             Kernel::MatMul { .. } => "matmul",
@@ -100,6 +105,7 @@ impl Kernel {
     pub fn mult_adds(&self) -> u64 {
         (match self {
             Kernel::Conv(c) => c.mult_adds(),
+            Kernel::DwPw(f) => f.dw.mult_adds() + f.pw.mult_adds(),
             Kernel::Dense(d) => d.mult_adds(),
             Kernel::Gemm(g) => g.m * g.k * g.n,
             Kernel::Head(h) => h.n * h.c * h.classes,

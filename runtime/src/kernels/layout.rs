@@ -39,6 +39,30 @@ impl Transpose<'_> {
             out[0] = input[0];
             return;
         }
+        // The conversions at a model's edges (NCHW ↔ NHWC) have few channels on one side; the
+        // general walk below spends ~10 cycles per float on them (0.5 ms for a 224×224 input).
+        if r == 4 && (self.perm == [0, 2, 3, 1] || self.perm == [0, 3, 1, 2]) {
+            let to_nhwc = self.perm[1] == 2;
+            let [nb, d1, d2, d3] = [self.shape[0], self.shape[1], self.shape[2], self.shape[3]];
+            // Channels and pixels per image, as the input holds them.
+            let (c, hw) = if to_nhwc { (d1, d2 * d3) } else { (d3, d1 * d2) };
+            for (src, dst) in input.chunks_exact(c * hw).zip(out.chunks_exact_mut(c * hw)).take(nb) {
+                if to_nhwc {
+                    for (ch, plane) in src.chunks_exact(hw).enumerate() {
+                        for (p, &v) in plane.iter().enumerate() {
+                            dst[p * c + ch] = v;
+                        }
+                    }
+                } else {
+                    for (ch, plane) in dst.chunks_exact_mut(hw).enumerate() {
+                        for (p, o) in plane.iter_mut().enumerate() {
+                            *o = src[p * c + ch];
+                        }
+                    }
+                }
+            }
+            return;
+        }
         let mut in_strides = vec![1; r];
         for d in (0..r.saturating_sub(1)).rev() {
             in_strides[d] = in_strides[d + 1] * self.shape[d + 1];

@@ -138,6 +138,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format (PyTorch's fastest CPU layout for convs)")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -145,6 +146,10 @@ def main():
     net = build(args.onnx)
     xtr, ytr = load("train", args.limit)
     xte, yte = load("test", args.limit)
+    if args.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        xtr = xtr.contiguous(memory_format=torch.channels_last)
+        xte = xte.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(args.seed)
@@ -158,6 +163,8 @@ def main():
         for i in range(0, len(ytr), args.batch_size):
             idx = order[i : i + args.batch_size]
             xb, yb = xtr[idx], ytr[idx]
+            if args.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             out = net(xb)
             loss = loss_fn(out, yb)
             opt.zero_grad(set_to_none=True)

@@ -1,9 +1,11 @@
 //! tract on an ONNX file: load, optimize, run one NCHW image.
 
+use std::sync::Arc;
+
 use tract_onnx::prelude::*;
 
 pub struct Tract {
-    plan: TypedRunnableModel,
+    plan: Arc<TypedSimplePlan>,
     shape: [usize; 4],
 }
 
@@ -21,6 +23,7 @@ impl Tract {
     pub fn run(&self, input: &[f32]) -> TractResult<Vec<f32>> {
         let x = Tensor::from_shape(&self.shape, input)?;
         let out = self.plan.run(tvec!(x.into()))?;
-        Ok(out[0].as_slice::<f32>()?.to_vec())
+        // tract 0.23: outputs are read through a plain view.
+        Ok(out[0].to_plain_array_view::<f32>()?.iter().copied().collect())
     }
 }

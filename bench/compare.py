@@ -76,9 +76,15 @@ def compare(a, model, path, threads):
         ask("exec", f"time {batch}")
         sess.run(None, feed)
     ours, ex, theirs = [], [], []
+    # A pause before each side's batch lets the previous side's idle worker threads (ours spin
+    # 2 ms; onnxruntime's spin too) go to sleep, so no side is timed against another's spinning.
+    settle = lambda: time.sleep(0.05)
     for _ in range(a.rounds):
+        settle()
         ours += [float(t) for t in ask("gen", f"time {batch}")[0].split()]
+        settle()
         ex += [float(t) for t in ask("exec", f"time {batch}")[0].split()]
+        settle()
         for _ in range(batch):
             t0 = time.perf_counter()
             sess.run(None, feed)

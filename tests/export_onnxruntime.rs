@@ -9,32 +9,15 @@ use std::path::Path;
 
 use mobilenetc::eval::{evaluate, max_rel_diff};
 use mobilenetc::export::{to_onnx, OnnxExportOptions};
-use mobilenetc::graph::mobilenet::{mobilenet_v1, MobileNetConfig};
 use mobilenetc::graph::{Graph, Tensor};
 use mobilenetc::onnx::import::{decode_model, import_file, ImportOptions};
-use mobilenetc::runtime::data::{Dataset, ImageShape, Loader, LoaderConfig, Split};
 use mobilenetc::runtime::onnx::{type_proto, ValueInfoProto};
-use mobilenetc::runtime::optim::{Adam, AdamConfig, LrSchedule};
-use mobilenetc::train::{TrainConfig, Trainer};
 use mobilenetc_e2e::{fixture, onnx_check, onnxruntime_run, test_input};
 
-const TOLERANCE: f64 = 1e-5;
+mod export_common;
+use export_common::{assert_all_moved, fine_tune, small_mobilenet};
 
-/// Trains `graph` for `steps` steps of 16 sample images (so weights and BatchNorm running
-/// statistics move away from their initial values).
-fn fine_tune(graph: &Graph, steps: usize) -> Trainer {
-    let mut t = Trainer::new(graph, TrainConfig { batch: 16, threads: 2 }).unwrap();
-    let [c, h, w] = t.image_shape();
-    let data = Dataset::fashion_mnist_sample(Split::Train).unwrap();
-    let loader = Loader::new(&data, LoaderConfig::train(ImageShape::new(c, h, w), 16).with_seed(3)).unwrap();
-    let mut opt = Adam::new(AdamConfig::pytorch(), LrSchedule::constant(1e-3)).unwrap();
-    let ep = loader.epoch(0);
-    for b in 0..steps {
-        let batch = ep.batch(b);
-        t.train_step(&batch.images, &batch.labels, &mut opt).unwrap();
-    }
-    t
-}
+const TOLERANCE: f64 = 1e-5;
 
 /// Our inference, image by image (the source graphs have batch 1).
 fn ours(g: &Graph, input: &str, images: &[f32], n: usize) -> Vec<f32> {
@@ -76,16 +59,11 @@ fn dims(vi: &ValueInfoProto) -> Vec<String> {
 
 #[test]
 fn trained_mobilenet_exports_with_batchnorm_kept_and_folded() {
-    let cfg = MobileNetConfig { alpha: 0.25, resolution: 32, classes: 10, ..MobileNetConfig::default() };
-    let source = mobilenet_v1(&cfg).unwrap();
+    let source = small_mobilenet();
     let trainer = fine_tune(&source, 5);
     let trained = trainer.to_graph();
-    // Training moved the weights and the running statistics.
-    let moved = trainer.parameters().iter().filter(|(n, t)| {
-        let id = source.tensors.iter().position(|x| &x.name == n).unwrap();
-        source.constants[&id].data != t.data
-    }).count();
-    assert_eq!(moved, trainer.parameters().len(), "every parameter and statistic changes in 5 steps");
+    // Training moved every weight and running statistic in 5 steps.
+    assert_all_moved(&source, &trainer);
 
     let dir = tempfile::tempdir().unwrap();
     for fold in [false, true] {

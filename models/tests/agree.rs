@@ -11,16 +11,8 @@ use mobilenetc::graph::mobilenet::{mobilenet_v1, MobileNetConfig};
 use mobilenetc::graph::Tensor;
 use mobilenetc_models::{MobileNet224, SeedNet};
 
-/// A deterministic input in [-1, 1) (a 64-bit LCG; no dependency needed).
-fn input(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+mod common;
+use common::input;
 
 fn assert_close(ours: &[f32], reference: &[f32], what: &str) {
     assert_eq!(ours.len(), reference.len(), "{what}: lengths");

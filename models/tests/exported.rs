@@ -13,20 +13,12 @@ use mobilenetc::exec::Executor;
 use mobilenetc::graph::mobilenet::{mobilenet_v1, MobileNetConfig};
 use mobilenetc::onnx::import::{import_file, ImportOptions};
 
+mod common;
+use common::input;
+
 mobilenetc_macros::include_model!(Trained, "tests/data/trained-mobilenet-0.125-32.onnx");
 
 const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/trained-mobilenet-0.125-32.onnx");
-
-/// A deterministic input in [-1, 1) (a 64-bit LCG).
-fn input(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 #[test]
 fn exported_model_compiled_by_include_model_matches_the_executor_bit_for_bit() {

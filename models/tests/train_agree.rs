@@ -12,6 +12,9 @@ use mobilenetc::graph::mobilenet::{mobilenet_v1, MobileNetConfig};
 use mobilenetc::train::{TrainConfig, Trainer};
 use mobilenetc_runtime::optim::{Adam, AdamConfig, LrSchedule, Optimizer, Sgd, SgdConfig};
 
+mod common;
+use common::{assert_bits, labelled};
+
 const BATCH: usize = 8;
 
 mobilenetc_macros::include_model!(Tiny, mobilenet_v1(alpha = 0.25, resolution = 32, classes = 10, seed = 0), batch = 8, train = true);
@@ -20,23 +23,9 @@ fn config() -> MobileNetConfig {
     MobileNetConfig { alpha: 0.25, resolution: 32, classes: 10, seed: 0, batch: BATCH, ..MobileNetConfig::default() }
 }
 
-/// Deterministic images in [-1, 1) and labels (a 64-bit LCG).
+/// Deterministic images in [-1, 1) and labels.
 fn batch(step: u64) -> (Vec<f32>, Vec<u32>) {
-    let mut s = step.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
-    let mut next = || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        s >> 40
-    };
-    let images = (0..TinyTrainer::IMAGES_LEN).map(|_| (next() as f32 / (1u64 << 24) as f32) * 2.0 - 1.0).collect();
-    let labels = (0..BATCH).map(|_| (next() % 10) as u32).collect();
-    (images, labels)
-}
-
-fn assert_bits(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert_eq!(x.to_bits(), y.to_bits(), "{what}[{i}]: generated {x} vs executor {y}");
-    }
+    labelled(step.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1), TinyTrainer::IMAGES_LEN, BATCH, 10)
 }
 
 fn executor(threads: usize) -> Trainer {

@@ -12,26 +12,15 @@ use mobilenetc::onnx::import::{import_file, ImportOptions};
 use mobilenetc::train::{TrainConfig, Trainer};
 use mobilenetc_runtime::optim::{Adam, AdamConfig, LrSchedule, Sgd, SgdConfig};
 
+mod common;
+use common::{assert_bits, labelled};
+
 const BATCH: usize = 4;
 
 mobilenetc_macros::include_model!(Residual, "fixtures/residual_tiny.onnx", batch = 4, train = true);
 
 fn data(step: u64) -> (Vec<f32>, Vec<u32>) {
-    let mut s = step.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(3);
-    let mut next = || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        s >> 40
-    };
-    let x = (0..ResidualTrainer::IMAGES_LEN).map(|_| (next() as f32 / (1u64 << 24) as f32) * 2.0 - 1.0).collect();
-    let y = (0..BATCH).map(|_| (next() % 5) as u32).collect();
-    (x, y)
-}
-
-fn assert_bits(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert_eq!(x.to_bits(), y.to_bits(), "{what}[{i}]: generated {x} vs executor {y}");
-    }
+    labelled(step.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(3), ResidualTrainer::IMAGES_LEN, BATCH, 5)
 }
 
 fn executor() -> Trainer {

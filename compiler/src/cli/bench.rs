@@ -10,6 +10,7 @@ use crate::cli::{print, CliError, ModelArgs};
 use crate::exec::{run_step_threads, Executor};
 use crate::graph::mobilenet::{describe, mobilenet_v1};
 use crate::graph::Graph;
+use crate::cli::limit_args::LimitArgs;
 use crate::onnx::import::{import_file, ImportOptions};
 
 /// Time a model's inference with the schedule executor: median and p90 latency.
@@ -38,6 +39,8 @@ pub struct Args {
     /// Also print each step's median time and GFLOP/s
     #[arg(long)]
     pub layers: bool,
+    #[command(flatten)]
+    pub limit: LimitArgs,
     #[command(flatten, next_help_heading = "Constructed model (without FILE)")]
     pub model: ModelArgs,
 }
@@ -58,7 +61,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             if args.model.any() {
                 return Err(CliError::usage("the constructor flags (--alpha, --resolution, --classes, --channels, --variant, --seed) apply only when no FILE is given"));
             }
-            let g = import_file(file, &ImportOptions { batch, ..ImportOptions::default() }).map_err(|e| CliError::at(file, e))?;
+            let g = import_file(file, &ImportOptions { batch, max_bytes: args.limit.bytes(), ..ImportOptions::default() }).map_err(|e| CliError::at(file, e))?;
             (g, file.display().to_string())
         }
         None => {
@@ -70,7 +73,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         Some(f) => CliError::at(f, e),
         None => CliError::from(e),
     };
-    let mut exec = Executor::from_graph(&g).map_err(at)?;
+    let mut exec = Executor::from_graph_with_limit(&g, args.limit.bytes()).map_err(at)?;
     exec.set_threads(threads);
     let bindings = exec.schedule().inputs.clone();
     let data: Vec<Vec<f32>> = bindings.iter().map(|b| (0..b.range.len).map(|i| ((i as f32 * 0.618_034).fract() * 2.0 - 1.0) * 0.9).collect()).collect();

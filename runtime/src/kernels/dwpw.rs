@@ -6,6 +6,7 @@
 //! (the matrix product's per-row sums do not depend on how rows are blocked), so the fused
 //! result is bit-identical to running [`Conv2d`] twice, on any ISA and thread count.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use super::conv::{Conv2d, ConvPath};
@@ -13,8 +14,16 @@ use super::gemm::{self, Mm, NR};
 use super::threads::{split_rows, SendPtr};
 use super::{depthwise, ensure, isa, KernelError};
 
-/// Floats of the per-thread band buffer (on the stack).
-const BAND_FLOATS: usize = 12 * 1024;
+/// Pixels per band: the matrix product streams all of B (the pointwise weights, up to 4 MB)
+/// once per band, so a band needs enough rows to reuse each B block many times; at about 128
+/// pixels the band (≤ 512 KB at 1024 channels) and a B block still share L2.
+const BAND_PIXELS: usize = 128;
+
+thread_local! {
+    /// Each thread's band buffer, grown once to the largest band it has seen (so inference does
+    /// not allocate after the first run).
+    static BAND: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Depthwise `dw` then pointwise `pw` on its output (both with their own bias and epilogue).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -24,8 +33,7 @@ pub struct DwPw {
 }
 
 impl DwPw {
-    /// Checks both convs and that `pw` is a pointwise conv on `dw`'s output, with one output row
-    /// of the depthwise conv fitting the band buffer.
+    /// Checks both convs and that `pw` is a pointwise conv on `dw`'s output,.
     pub fn check(&self) -> Result<(), KernelError> {
         let (dw, pw) = (&self.dw, &self.pw);
         dw.check()?;
@@ -34,7 +42,6 @@ impl DwPw {
         ensure!(pw.path() == ConvPath::Pointwise, "dwpw: the second conv is not pointwise ({pw:?})");
         ensure!(pw.n == dw.n && pw.h == dw.oh && pw.w == dw.ow && pw.c_in == dw.c_out,
             "dwpw: pointwise input {}×{}×{}×{} is not the depthwise output {}×{}×{}×{}", pw.n, pw.h, pw.w, pw.c_in, dw.n, dw.oh, dw.ow, dw.c_out);
-        ensure!(dw.ow * dw.c_out <= BAND_FLOATS, "dwpw: a depthwise output row ({} floats) exceeds the band buffer", dw.ow * dw.c_out);
         Ok(())
     }
 
@@ -69,10 +76,14 @@ impl DwPw {
     #[allow(clippy::too_many_arguments)]
     unsafe fn rows_raw(&self, input: &[f32], dw_w: &[f32], dw_b: &[f32], pw_w: &[f32], pw_b: &[f32], out: *mut f32, rows: Range<usize>) {
         let (dw, pw) = (&self.dw, &self.pw);
-        let row_floats = dw.ow * dw.c_out;
-        let band = (BAND_FLOATS / row_floats).max(1);
-        let mut buf = [0.0f32; BAND_FLOATS];
+        // Bands of equal height, each about BAND_PIXELS pixels (at least one row).
+        let bands = (rows.len() * dw.ow).div_ceil(BAND_PIXELS).max(1);
+        let band = rows.len().div_ceil(bands).max(1);
         let isa = isa::current();
+        BAND.with_borrow_mut(|buf| {
+        if buf.len() < band * dw.ow * dw.c_out {
+            buf.resize(band * dw.ow * dw.c_out, 0.0);
+        }
         let mut r0 = rows.start;
         while r0 < rows.end {
             let r1 = (r0 + band).min(rows.end);
@@ -95,5 +106,6 @@ impl DwPw {
             gemm::run_mm(isa, &mm);
             r0 = r1;
         }
+        });
     }
 }

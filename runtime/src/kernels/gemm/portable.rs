@@ -10,15 +10,11 @@ pub(crate) const MR: usize = 4;
 type Row = [f32; NR];
 
 pub(crate) unsafe fn sweep(mm: &Mm) {
-    sweep_with(mm, MR, 1, |t, rows, _| match (rows, t.packed) {
-        (4, false) => tile::<4, false>(t),
-        (3, false) => tile::<3, false>(t),
-        (2, false) => tile::<2, false>(t),
-        (_, false) => tile::<1, false>(t),
-        (4, true) => tile::<4, true>(t),
-        (3, true) => tile::<3, true>(t),
-        (2, true) => tile::<2, true>(t),
-        (_, true) => tile::<1, true>(t),
+    sweep_with(mm, MR, 1, |t, rows, _| match rows {
+        4 => tile::<4>(t),
+        3 => tile::<3>(t),
+        2 => tile::<2>(t),
+        _ => tile::<1>(t),
     });
 }
 
@@ -30,9 +26,9 @@ fn axpy(acc: &mut Row, a: f32, b: &Row) {
     }
 }
 
-/// `R` rows × one panel; `P`: A is packed k-major (`a[kk·R + r]`).
+/// `R` rows × one panel.
 #[inline(always)]
-unsafe fn tile<const R: usize, const P: bool>(t: &Tile) {
+unsafe fn tile<const R: usize>(t: &Tile) {
     let cols = t.cols.min(NR);
     let c = t.c;
     let mut acc = [[0.0f32; NR]; R];
@@ -58,7 +54,7 @@ unsafe fn tile<const R: usize, const P: bool>(t: &Tile) {
     for (dst, src) in rows.into_iter().zip(acc.iter()) {
         *dst = *src;
     }
-    let at = |kk: usize, r: usize| if P { *t.a.add(kk * R + r) } else { *t.a.add(r * t.lda + kk) };
+    let at = |kk: usize, r: usize| *t.a.add(r * t.lda + kk);
     for kk in 0..t.kc {
         let bv: &Row = &*(t.b.add(kk * NR) as *const Row);
         axpy(&mut a0, at(kk, 0), bv);

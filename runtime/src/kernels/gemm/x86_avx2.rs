@@ -11,26 +11,20 @@ pub(crate) const MR: usize = 6;
 
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn sweep(mm: &Mm) {
-    sweep_with(mm, MR, 1, |t, rows, _| match (rows, t.packed) {
-        (6, false) => tile::<6, false>(t),
-        (5, false) => tile::<5, false>(t),
-        (4, false) => tile::<4, false>(t),
-        (3, false) => tile::<3, false>(t),
-        (2, false) => tile::<2, false>(t),
-        (_, false) => tile::<1, false>(t),
-        (6, true) => tile::<6, true>(t),
-        (5, true) => tile::<5, true>(t),
-        (4, true) => tile::<4, true>(t),
-        (3, true) => tile::<3, true>(t),
-        (2, true) => tile::<2, true>(t),
-        (_, true) => tile::<1, true>(t),
+    sweep_with(mm, MR, 1, |t, rows, _| match rows {
+        6 => tile::<6>(t),
+        5 => tile::<5>(t),
+        4 => tile::<4>(t),
+        3 => tile::<3>(t),
+        2 => tile::<2>(t),
+        _ => tile::<1>(t),
     });
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-/// `R` rows × one panel; `P`: A is packed k-major (`a[kk·R + r]`).
-unsafe fn tile<const R: usize, const P: bool>(t: &Tile) {
+/// `R` rows × one panel.
+unsafe fn tile<const R: usize>(t: &Tile) {
     let cols = t.cols.min(NR) as i32;
     let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     // Lane masks (sign bit set where the column exists) for the two 8-wide halves.
@@ -58,17 +52,15 @@ unsafe fn tile<const R: usize, const P: bool>(t: &Tile) {
         }
     }
     let mut rows = [t.a; R];
-    if !P {
-        for (r, ptr) in rows.iter_mut().enumerate() {
-            *ptr = t.a.add(r * t.lda);
-        }
+    for (r, ptr) in rows.iter_mut().enumerate() {
+        *ptr = t.a.add(r * t.lda);
     }
     for kk in 0..t.kc {
         let bk = t.b.add(kk * NR);
         let b0 = _mm256_loadu_ps(bk);
         let b1 = _mm256_loadu_ps(bk.add(8));
         for r in 0..R {
-            let av = _mm256_broadcast_ss(&*if P { t.a.add(kk * R + r) } else { rows[r].add(kk) });
+            let av = _mm256_broadcast_ss(&*rows[r].add(kk));
             acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
         }

@@ -13,12 +13,10 @@ pub(crate) const NV: usize = 2;
 
 macro_rules! dispatch {
     ($t:expr, $rows:expr, $v:expr; $($r:literal)*) => {
-        match ($rows, $v, $t.packed) {
+        match ($rows, $v) {
             $(
-                ($r, 2, false) => tile::<$r, 2, false>($t),
-                ($r, _, false) => tile::<$r, 1, false>($t),
-                ($r, 2, true) => tile::<$r, 2, true>($t),
-                ($r, _, true) => tile::<$r, 1, true>($t),
+                ($r, 2) => tile::<$r, 2>($t),
+                ($r, _) => tile::<$r, 1>($t),
             )*
             _ => unreachable!(),
         }
@@ -30,10 +28,10 @@ pub(crate) unsafe fn sweep(mm: &Mm) {
     sweep_with(mm, MR, NV, |t, rows, v| dispatch!(t, rows, v; 1 2 3 4 5 6 7 8 9 10 11 12));
 }
 
-/// `R` rows × `V` panels; `P`: A is packed k-major (`a[kk·R + r]`).
+/// `R` rows × `V` panels.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const R: usize, const V: usize, const P: bool>(t: &Tile) {
+unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
     let mut masks = [0xffffu16; V];
     for (v, m) in masks.iter_mut().enumerate() {
         let cv = t.cols.saturating_sub(v * NR).min(NR);
@@ -58,10 +56,8 @@ unsafe fn tile<const R: usize, const V: usize, const P: bool>(t: &Tile) {
         }
     }
     let mut rows = [t.a; R];
-    if !P {
-        for (r, ptr) in rows.iter_mut().enumerate() {
-            *ptr = t.a.add(r * t.lda);
-        }
+    for (r, ptr) in rows.iter_mut().enumerate() {
+        *ptr = t.a.add(r * t.lda);
     }
     let ps = t.panel_stride;
     for kk in 0..t.kc {
@@ -71,7 +67,7 @@ unsafe fn tile<const R: usize, const V: usize, const P: bool>(t: &Tile) {
             *x = _mm512_loadu_ps(bk.add(v * ps));
         }
         for r in 0..R {
-            let av = if P { _mm512_set1_ps(*t.a.add(kk * R + r)) } else { _mm512_set1_ps(*rows[r].add(kk)) };
+            let av = _mm512_set1_ps(*rows[r].add(kk));
             for v in 0..V {
                 acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
             }

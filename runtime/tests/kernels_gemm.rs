@@ -55,8 +55,8 @@ fn matmul_random_shapes_strides_epilogues() {
     }
 }
 
-/// Row strides whose A rows crowd an L1 set (multiples of 2 or 4 KiB) take the padded-copy
-/// path with k chunks (k = 600 → 256 + 256 + 88); others run in place at any length.
+/// Long rows run in k chunks (k = 600 → 256 + 256 + 88) with A rows at any stride, including
+/// the 2 and 4 KiB strides whose rows share L1 sets.
 #[test]
 fn matmul_packed_a_path() {
     let mut r = rng(26);

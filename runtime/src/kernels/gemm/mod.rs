@@ -6,11 +6,15 @@
 //! - B (the weights) is packed once into column panels of [`NR`] = 16: panel `p` holds columns
 //!   `16p..16p+16` for every `k`, as `k`-major rows of 16 (zero-padded past `n`). The layout is
 //!   the same for every ISA, so weights packed at compile time run on any micro-kernel.
-//! - A is read in place (row stride `lda`, unit column stride): for a pointwise conv in NHWC it
-//!   is the activation itself, so no copy is made.
-//! - A micro-kernel computes an `R × (16·V)` register tile over the whole `k` range (or one
-//!   chunk of it), starting from the bias (first chunk) or from C (later chunks), and applies the
-//!   activation on the registers before the one store (last chunk).
+//! - A is read with any row stride `lda` (for a pointwise conv in NHWC it is the activation
+//!   itself). The rows of each register tile are copied, one k chunk at a time, into a small
+//!   buffer with a fixed padded stride: the copy is a memcpy reused by every panel of the row,
+//!   it keeps the rows in distinct L1 sets, and the micro-kernel then reaches every row at a
+//!   constant offset from one pointer (with a run-time stride, computing 12 row addresses per k
+//!   step made the loop issue-bound).
+//! - A micro-kernel computes an `R × (16·V)` register tile over one k chunk, starting from the
+//!   bias (first chunk) or from C (later chunks), and applies the activation on the registers
+//!   before the one store (last chunk). Chunking k does not change the order of the sums.
 //! - Tiles are swept row-block outer, panel inner, within column blocks sized so the B block
 //!   stays in L2; the A rows of a tile stay in L1 across the panels.
 
@@ -92,33 +96,19 @@ pub(crate) struct Mm {
 
 /// Bytes of B kept hot in L2 per column block.
 const L2_BLOCK_BYTES: usize = 512 * 1024;
-/// k chunk of the packed path (the packed A tile, 12 × 272 floats, stays in L1).
-const KC_PACK: usize = 256;
-/// Row stride of a packed A tile: 17 cache lines, so the 12 rows fall into 12 distinct L1 sets.
-const PACK_LDA: usize = KC_PACK + 16;
+/// k chunk: a copied A tile (12 × 272 floats, 13 KB) stays in L1 across the B panels.
+const KC: usize = 256;
+/// Row stride of a copied A tile: 17 cache lines, so its 12 rows fall into 12 distinct L1 sets
+/// whatever the source stride (at 2 and 4 KiB strides, in-place rows crowd one set and miss L1
+/// on every k step), and micro-kernels address row `r` at a constant offset from one pointer.
+pub(crate) const A_LDA: usize = KC + 16;
 /// The most rows any micro-kernel takes.
 const MR_MAX: usize = 12;
-/// The most rows of an A tile that may share one L1 set (of 8 ways, which B's stream shares)
-/// before the tile is packed.
-const MAX_ROWS_PER_SET: usize = 4;
-
-/// Whether the `mr` rows of an A tile, `lda` floats apart, crowd one L1 set (64 sets of 64-byte
-/// lines): at 2 KiB strides 6 rows share a set and at 4 KiB all 12 do, and the tile then misses
-/// L1 on every k step (measured 2× and 8× slower). Such tiles are copied to a padded buffer.
-fn crowds_l1(lda: usize, mr: usize) -> bool {
-    let mut per_set = [0u8; 64];
-    (0..mr).any(|r| {
-        let set = &mut per_set[(r * lda * 4 / 64) % 64];
-        *set += 1;
-        *set as usize > MAX_ROWS_PER_SET
-    })
-}
 
 /// One register tile's operands, as the sweep hands them to a micro-kernel.
 pub(crate) struct Tile {
-    /// A rows of the tile (row stride `lda`, unit k stride): in place, or a padded copy.
+    /// A rows of the tile, copied: row `r` at `a + r·A_LDA`, unit k stride.
     pub a: *const f32,
-    pub lda: usize,
     pub kc: usize,
     /// The first B panel of the tile at this k chunk; further panels `panel_stride` apart.
     pub b: *const f32,
@@ -153,19 +143,17 @@ pub(crate) unsafe fn run_mm(isa: Isa, mm: &Mm) {
     }
 }
 
-/// The loop nest shared by every ISA: k chunks (packed path), column blocks that fit L2, row
-/// tiles of `mr` (copied into a stack buffer with a padded stride on the packed path), then
-/// groups of up to `nv` panels. `tile(t, rows, panels)` computes one register tile.
+/// The loop nest shared by every ISA: k chunks of [`KC`], column blocks that fit L2, row tiles
+/// of `mr` (copied into a stack buffer of row stride [`A_LDA`]), then groups of up to `nv`
+/// panels. `tile(t, rows, panels)` computes one register tile.
 #[inline(always)]
 pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl FnMut(&Tile, usize, usize)) {
     debug_assert!(mr <= MR_MAX);
     let panels = mm.n.div_ceil(NR);
-    let packed = mm.kc > 0 && mm.m > 1 && crowds_l1(mm.lda, mr.min(mm.m));
-    let kc_step = if packed { KC_PACK } else { mm.kc.max(1) };
-    let mut abuf = [0.0f32; MR_MAX * PACK_LDA];
+    let mut abuf = [0.0f32; MR_MAX * A_LDA];
     let mut k0 = 0;
     loop {
-        let kc = kc_step.min(mm.kc - k0);
+        let kc = KC.min(mm.kc - k0);
         let first = mm.first && k0 == 0;
         let last = mm.last && k0 + kc == mm.kc;
         let panel_bytes = kc.max(1) * NR * 4;
@@ -177,20 +165,14 @@ pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl Fn
             while i0 < mm.m {
                 let rows = mr.min(mm.m - i0);
                 let a_rows = mm.a.add(i0 * mm.lda + k0);
-                let (a, lda) = if packed {
-                    for r in 0..rows {
-                        std::ptr::copy_nonoverlapping(a_rows.add(r * mm.lda), abuf.as_mut_ptr().add(r * PACK_LDA), kc);
-                    }
-                    (abuf.as_ptr(), PACK_LDA)
-                } else {
-                    (a_rows, mm.lda)
-                };
+                for r in 0..rows {
+                    std::ptr::copy_nonoverlapping(a_rows.add(r * mm.lda), abuf.as_mut_ptr().add(r * A_LDA), kc);
+                }
                 let mut p = pb;
                 while p < pend {
                     let v = nv.min(pend - p);
                     let t = Tile {
-                        a,
-                        lda,
+                        a: abuf.as_ptr(),
                         kc,
                         b: mm.b.add(p * mm.panel_stride + k0 * NR),
                         panel_stride: mm.panel_stride,
@@ -267,23 +249,4 @@ pub fn matmul(
         // SAFETY: bounds were checked above; each part writes its own rows of C.
         unsafe { run_mm(isa, &mm) };
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::crowds_l1;
-
-    #[test]
-    fn l1_crowding_of_row_strides() {
-        // 12 rows: contiguous-ish strides spread over the sets; 2 and 4 KiB strides do not.
-        for lda in [16, 32, 64, 128, 256, 600, 1000] {
-            assert!(!crowds_l1(lda, 12), "lda {lda}");
-        }
-        for lda in [512, 1024, 2048, 511] {
-            assert!(crowds_l1(lda, 12), "lda {lda}");
-        }
-        // Few rows never crowd an 8-way set.
-        assert!(!crowds_l1(1024, 4));
-        assert!(crowds_l1(1024, 6));
-    }
 }

@@ -1,7 +1,7 @@
 //! The portable micro-kernel: plain Rust over fixed-size arrays, written so LLVM vectorizes the
 //! 16-wide column loop for whatever the target offers (SSE2 on baseline x86-64, NEON on aarch64).
 
-use super::{sweep_with, Mm, Tile, NR};
+use super::{sweep_with, Mm, Tile, A_LDA, NR};
 use crate::kernels::Act;
 
 /// Rows per register tile.
@@ -54,7 +54,7 @@ unsafe fn tile<const R: usize>(t: &Tile) {
     for (dst, src) in rows.into_iter().zip(acc.iter()) {
         *dst = *src;
     }
-    let at = |kk: usize, r: usize| *t.a.add(r * t.lda + kk);
+    let at = |kk: usize, r: usize| *t.a.add(r * A_LDA + kk);
     for kk in 0..t.kc {
         let bv: &Row = &*(t.b.add(kk * NR) as *const Row);
         axpy(&mut a0, at(kk, 0), bv);

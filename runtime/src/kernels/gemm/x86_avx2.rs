@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{sweep_with, Mm, Tile, NR};
+use super::{sweep_with, Mm, Tile, A_LDA, NR};
 use crate::kernels::Act;
 
 /// Rows per full register tile.
@@ -51,16 +51,12 @@ unsafe fn tile<const R: usize>(t: &Tile) {
             }
         }
     }
-    let mut rows = [t.a; R];
-    for (r, ptr) in rows.iter_mut().enumerate() {
-        *ptr = t.a.add(r * t.lda);
-    }
     for kk in 0..t.kc {
         let bk = t.b.add(kk * NR);
         let b0 = _mm256_loadu_ps(bk);
         let b1 = _mm256_loadu_ps(bk.add(8));
         for r in 0..R {
-            let av = _mm256_broadcast_ss(&*rows[r].add(kk));
+            let av = _mm256_broadcast_ss(&*t.a.add(r * A_LDA + kk));
             acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
         }

@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{sweep_with, Mm, Tile, NR};
+use super::{sweep_with, Mm, Tile, A_LDA, NR};
 use crate::kernels::Act;
 
 /// Rows per full register tile.
@@ -55,10 +55,6 @@ unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
             }
         }
     }
-    let mut rows = [t.a; R];
-    for (r, ptr) in rows.iter_mut().enumerate() {
-        *ptr = t.a.add(r * t.lda);
-    }
     let ps = t.panel_stride;
     for kk in 0..t.kc {
         let bk = t.b.add(kk * NR);
@@ -67,7 +63,7 @@ unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
             *x = _mm512_loadu_ps(bk.add(v * ps));
         }
         for r in 0..R {
-            let av = _mm512_set1_ps(*rows[r].add(kk));
+            let av = _mm512_set1_ps(*t.a.add(r * A_LDA + kk));
             for v in 0..V {
                 acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
             }

@@ -22,8 +22,14 @@ const BAND_PIXELS: usize = 128;
 thread_local! {
     /// Each thread's band buffer, grown once to the largest band it has seen (so inference does
     /// not allocate after the first run).
-    static BAND: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static BAND: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
 }
+
+/// 16 floats on a cache line: the band is made of these, so the depthwise kernel's 64-byte
+/// stores never straddle two lines (a Vec<f32> is only 16-byte aligned).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
 
 /// Depthwise `dw` then pointwise `pw` on its output (both with their own bias and epilogue).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,18 +87,20 @@ impl DwPw {
         let band = rows.len().div_ceil(bands).max(1);
         let isa = isa::current();
         BAND.with_borrow_mut(|buf| {
-        if buf.len() < band * dw.ow * dw.c_out {
-            buf.resize(band * dw.ow * dw.c_out, 0.0);
+        let lines = (band * dw.ow * dw.c_out).div_ceil(16);
+        if buf.len() < lines {
+            buf.resize(lines, Line([0.0; 16]));
         }
+        let buf = buf.as_mut_ptr() as *mut f32;
         let mut r0 = rows.start;
         while r0 < rows.end {
             let r1 = (r0 + band).min(rows.end);
-            depthwise::run_rows(dw, input, dw_w, dw_b, buf.as_mut_ptr(), r0, r0..r1);
+            depthwise::run_rows(dw, input, dw_w, dw_b, buf, r0, r0..r1);
             let mm = Mm {
                 m: (r1 - r0) * pw.w,
                 n: pw.c_out,
                 kc: pw.c_in,
-                a: buf.as_ptr(),
+                a: buf,
                 lda: pw.c_in,
                 b: pw_w.as_ptr(),
                 panel_stride: pw.c_in * NR,

@@ -10,6 +10,8 @@ use crate::kernels::Act;
 pub(crate) const MR: usize = 12;
 /// Panels (16 columns each) per full register tile.
 pub(crate) const NV: usize = 2;
+/// How many k steps ahead B is prefetched into L1.
+const PF_B: usize = 8;
 
 macro_rules! dispatch {
     ($t:expr, $rows:expr, $v:expr; $($r:literal)*) => {
@@ -58,6 +60,11 @@ unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
     let ps = t.panel_stride;
     for kk in 0..t.kc {
         let bk = t.b.add(kk * NR);
+        // B streams from L2 (or L3) one row per k step; fetch it PF_B steps ahead (reading up
+        // to PF_B rows past the panel's end is harmless: prefetches never fault).
+        for v in 0..V {
+            _mm_prefetch::<_MM_HINT_T0>(bk.wrapping_add(PF_B * NR + v * ps) as *const i8);
+        }
         let mut bv = [_mm512_setzero_ps(); V];
         for (v, x) in bv.iter_mut().enumerate() {
             *x = _mm512_loadu_ps(bk.add(v * ps));

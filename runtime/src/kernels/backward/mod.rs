@@ -26,25 +26,27 @@ pub mod matmul;
 pub mod pool;
 
 use std::ops::Range;
+use std::sync::Mutex;
 
-use super::isa;
+use super::threads::run_parts;
 
-/// Calls `f` on `parts` contiguous, disjoint parts of `0..rows` (on scoped threads when
+/// Calls `f` on `parts` contiguous, disjoint parts of `0..rows` (on the persistent pool when
 /// `parts > 1`) and returns the results in part order.
+///
+/// The pool, not scoped threads: its idle worker spins for a while after every forward kernel,
+/// so a freshly spawned thread would compete with it for one of the two cores (and pay the
+/// spawn and a cold cache on every call).
 pub(crate) fn map_parts<T: Send>(rows: usize, parts: usize, f: impl Fn(Range<usize>) -> T + Sync) -> Vec<T> {
     let parts = parts.clamp(1, rows.max(1));
-    let range = |i: usize| rows * i / parts..rows * (i + 1) / parts;
     if parts == 1 {
         return vec![f(0..rows)];
     }
-    let isa = isa::current();
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (1..parts).map(|t| s.spawn(move || isa::with_isa(isa, || f(range(t))).expect("isa"))).collect();
-        let mut out = vec![f(range(0))];
-        out.extend(handles.into_iter().map(|h| h.join().expect("kernel thread panicked")));
-        out
-    })
+    let slots: Vec<Mutex<Option<T>>> = (0..parts).map(|_| Mutex::new(None)).collect();
+    run_parts(parts, &|i| {
+        let v = f(rows * i / parts..rows * (i + 1) / parts);
+        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+    });
+    slots.into_iter().map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every part ran")).collect()
 }
 
 /// Adds the later partial sums into the first, in part order (deterministic).

@@ -2,6 +2,7 @@
 //! 32×32 input, batch 128): forward pointwise conv, its input and weight gradients, and
 //! training-mode BatchNorm forward / backward.
 //! `cargo run --release -p mobilenetc-runtime --example backward_bench -- [threads] [reps]`
+//! (on one thread the times are the thread's CPU time, steadier on a shared machine).
 
 use std::time::Instant;
 
@@ -9,13 +10,35 @@ use mobilenetc_runtime::kernels::backward::batchnorm::BatchNormTrain;
 use mobilenetc_runtime::kernels::backward::conv as conv_bwd;
 use mobilenetc_runtime::kernels::{Act, Conv2d};
 
-fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+extern "C" {
+    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+}
+
+/// Seconds of CPU time this thread has run (Linux `CLOCK_THREAD_CPUTIME_ID`): on one thread it
+/// leaves out the time other processes had the core, which on a shared machine is most of the
+/// noise.
+fn thread_cpu() -> f64 {
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: a valid out-pointer; clock 3 is CLOCK_THREAD_CPUTIME_ID on Linux.
+    unsafe { clock_gettime(3, &mut t) };
+    t.sec as f64 + t.nsec as f64 * 1e-9
+}
+
+/// Best of `reps` runs in ms: thread CPU time on one thread, wall time otherwise.
+fn time(reps: usize, cpu: bool, mut f: impl FnMut()) -> f64 {
     f();
     let mut best = f64::INFINITY;
     for _ in 0..reps {
-        let t0 = Instant::now();
+        let (w0, c0) = (Instant::now(), thread_cpu());
         f();
-        best = best.min(t0.elapsed().as_secs_f64());
+        let t = if cpu { thread_cpu() - c0 } else { w0.elapsed().as_secs_f64() };
+        best = best.min(t);
     }
     best * 1e3
 }
@@ -25,6 +48,7 @@ fn main() {
     let threads = args.first().copied().unwrap_or(2);
     let reps = args.get(1).copied().unwrap_or(5);
     let n = 128;
+    let cpu = threads == 1;
     // (spatial, c_in, c_out) of every pointwise conv.
     let layers = [(16, 32, 64), (8, 64, 128), (8, 128, 128), (4, 128, 256), (4, 256, 256), (2, 256, 512), (2, 512, 512), (1, 512, 1024), (1, 1024, 1024)];
     let counts = [1, 1, 1, 1, 1, 1, 5, 1, 1];
@@ -40,16 +64,16 @@ fn main() {
         let mut y = vec![0.0; cv.output_len()];
         let mut dx = vec![0.0; cv.input_len()];
         let mut dw = vec![0.0; cv.weights_len()];
-        let f = time(reps, || cv.run_threads(&x, &packed, &bias, &mut y, threads));
-        let gx = time(reps, || conv_bwd::input_grad(&cv, &dy, &w, &mut dx, threads));
-        let gw = time(reps, || conv_bwd::weight_grad(&cv, &x, &dy, &mut dw, threads));
+        let f = time(reps, cpu, || cv.run_threads(&x, &packed, &bias, &mut y, threads));
+        let gx = time(reps, cpu, || conv_bwd::input_grad(&cv, &dy, &w, &mut dx, threads));
+        let gw = time(reps, cpu, || conv_bwd::weight_grad(&cv, &x, &dy, &mut dw, threads));
         let bn = BatchNormTrain { pixels: n * s * s, c: co, eps: 1e-3, act: Act::Clip { min: 0.0, max: 6.0 } };
         let (sc, bi) = (vec![1.0; co], vec![0.1; co]);
         let (mut mean, mut invstd, mut var) = (vec![0.0; co], vec![0.0; co], vec![0.0; co]);
-        let bf = time(reps, || bn.forward(&dy, &sc, &bi, &mut y, &mut mean, &mut invstd, &mut var, threads));
+        let bf = time(reps, cpu, || bn.forward(&dy, &sc, &bi, &mut y, &mut mean, &mut invstd, &mut var, threads));
         let mut d = dy.clone();
         let (mut ds, mut db) = (vec![0.0; co], vec![0.0; co]);
-        let bb = time(reps, || {
+        let bb = time(reps, cpu, || {
             d.copy_from_slice(&dy);
             bn.backward(&dy, &y, &sc, &mean, &invstd, &mut d, &mut ds, &mut db, threads)
         });

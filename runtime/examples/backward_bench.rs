@@ -75,7 +75,7 @@ fn main() {
         let (mut ds, mut db) = (vec![0.0; co], vec![0.0; co]);
         let bb = time(reps, cpu, || {
             d.copy_from_slice(&dy);
-            bn.backward(&dy, &y, &sc, &mean, &invstd, &mut d, &mut ds, &mut db, threads)
+            bn.backward(&dy, &sc, &bi, &mean, &invstd, &mut d, &mut ds, &mut db, threads)
         });
         let row = [f, gx, gw, bf, bb];
         for (t, r) in tot.iter_mut().zip(row) {

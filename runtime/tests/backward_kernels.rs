@@ -204,7 +204,7 @@ fn batchnorm_training() {
                     }
                     let mut d = f32s(&r);
                     let (mut ds, mut db) = (vec![0.0; c], vec![0.0; c]);
-                    bn.backward(&xf, &y, &sf, &mean, &invstd, &mut d, &mut ds, &mut db, threads);
+                    bn.backward(&xf, &sf, &bf, &mean, &invstd, &mut d, &mut ds, &mut db, threads);
                     assert_close(&format!("bn dx {act:?} {isa:?}"), &d, &want_dx);
                     assert_close(&format!("bn dscale {act:?} {isa:?}"), &ds, &want_ds);
                     assert_close(&format!("bn dbias {act:?} {isa:?}"), &db, &want_db);

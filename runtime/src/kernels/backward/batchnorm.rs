@@ -12,7 +12,8 @@
 //! (`var · m/(m − 1)` for `m` pixels per channel).
 //!
 //! Backward (given `dy` of the activation's output, overwritten by `dx`):
-//! `g = dy · act'(y)`, `x̂ = (x − mean)·invstd`,
+//! `g = dy · act'(z)` with `z = x·mul + add` the pre-activation (recomputed, not saved),
+//! `x̂ = (x − mean)·invstd`,
 //! `dx = scale·invstd·(g − mean(g) − x̂·mean(g·x̂))`, `dscale = Σ g·x̂`, `dbias = Σ g`.
 
 use super::super::isa::{self, Isa};
@@ -78,9 +79,8 @@ impl BatchNormTrain {
             mean[i] = mu as f32;
             var[i] = v as f32;
             invstd[i] = is as f32;
-            mul[i] = (is * scale[i] as f64) as f32;
-            add[i] = (bias[i] as f64 - mu * is * scale[i] as f64) as f32;
         }
+        affine(mean, invstd, scale, bias, &mut mul, &mut add);
         let yp = SendPtr(y.as_mut_ptr());
         let act = self.act;
         split_rows(self.pixels, parts, |r| {
@@ -127,19 +127,22 @@ impl BatchNormTrain {
     }
 
     /// Backward through the activation and the normalization: `dy_dx` holds the gradient of
-    /// `y` on entry and that of `x` on return; `y` is the forward output (for the activation
-    /// mask).
+    /// `y` on entry and that of `x` on return. The activation's mask comes from the
+    /// pre-activation `x·mul + add` recomputed exactly as the forward did (from the same `mean`,
+    /// `invstd`, `scale` and `bias`), so the output `y` is not read: two tensor passes fewer.
     #[allow(clippy::too_many_arguments)]
-    pub fn backward(&self, x: &[f32], y: &[f32], scale: &[f32], mean: &[f32], invstd: &[f32], dy_dx: &mut [f32], dscale: &mut [f32], dbias: &mut [f32], threads: usize) {
+    pub fn backward(&self, x: &[f32], scale: &[f32], bias: &[f32], mean: &[f32], invstd: &[f32], dy_dx: &mut [f32], dscale: &mut [f32], dbias: &mut [f32], threads: usize) {
         let c = self.c;
-        assert!(x.len() == self.len() && y.len() == self.len() && dy_dx.len() == self.len(), "batchnorm backward: lengths");
-        assert!(scale.len() == c && mean.len() == c && invstd.len() == c && dscale.len() == c && dbias.len() == c, "batchnorm backward: parameter lengths");
+        assert!(x.len() == self.len() && dy_dx.len() == self.len(), "batchnorm backward: lengths");
+        assert!(scale.len() == c && bias.len() == c && mean.len() == c && invstd.len() == c && dscale.len() == c && dbias.len() == c, "batchnorm backward: parameter lengths");
         let parts = self.parts(threads);
         let act = self.act;
+        let (mut mul, mut add) = (vec![0.0f32; c], vec![0.0f32; c]);
+        affine(mean, invstd, scale, bias, &mut mul, &mut add);
         let g: &[f32] = dy_dx;
         let (sg, sgx) = self.channel_sums(parts, |rows, o1, o2| {
             let s = rows.start * c..rows.end * c;
-            dispatch_grad_sums(&x[s.clone()], &y[s.clone()], &g[s], mean, invstd, act, c, o1, o2)
+            dispatch_grad_sums(&x[s.clone()], &g[s], &mul, &add, mean, invstd, act, c, o1, o2)
         });
         let m = self.pixels.max(1) as f64;
         // dx = k·g − k·mean(g) − x̂·k·mean(g·x̂) with k = scale·invstd, written as
@@ -160,7 +163,7 @@ impl BatchNormTrain {
             let s = r.start * c..r.end * c;
             // SAFETY: each part rewrites its own rows of dy_dx.
             let d = unsafe { std::slice::from_raw_parts_mut({ dp }.0.add(s.start), s.len()) };
-            dispatch_dx(&x[s.clone()], &y[s], d, &k, &a, &b, act, c);
+            dispatch_dx(&x[s], d, &mul, &add, &k, &a, &b, act, c);
         });
     }
 }
@@ -188,8 +191,18 @@ macro_rules! multiversion {
 
 multiversion!(dispatch_sums, sums, (x: &[f32], c: usize, s1: &mut [f64], s2: &mut [f64]) -> ());
 multiversion!(dispatch_apply, apply, (x: &[f32], mul: &[f32], add: &[f32], act: Act, y: &mut [f32]) -> ());
-multiversion!(dispatch_grad_sums, grad_sums, (x: &[f32], y: &[f32], g: &[f32], mean: &[f32], invstd: &[f32], act: Act, c: usize, sg: &mut [f64], sgx: &mut [f64]) -> ());
-multiversion!(dispatch_dx, dx_pass, (x: &[f32], y: &[f32], d: &mut [f32], k: &[f32], a: &[f32], b: &[f32], act: Act, c: usize) -> ());
+multiversion!(dispatch_grad_sums, grad_sums, (x: &[f32], g: &[f32], mul: &[f32], add: &[f32], mean: &[f32], invstd: &[f32], act: Act, c: usize, sg: &mut [f64], sgx: &mut [f64]) -> ());
+multiversion!(dispatch_dx, dx_pass, (x: &[f32], d: &mut [f32], mul: &[f32], add: &[f32], k: &[f32], a: &[f32], b: &[f32], act: Act, c: usize) -> ());
+
+/// The forward's per-channel affine map `x·mul + add` (before the activation), from the
+/// f32 statistics so that the backward can recompute it bit for bit.
+fn affine(mean: &[f32], invstd: &[f32], scale: &[f32], bias: &[f32], mul: &mut [f32], add: &mut [f32]) {
+    for i in 0..mean.len() {
+        let k = invstd[i] as f64 * scale[i] as f64;
+        mul[i] = k as f32;
+        add[i] = (bias[i] as f64 - mean[i] as f64 * k) as f32;
+    }
+}
 
 // The loops below go over each row in blocks of `L` channels written as fixed-length array
 // operations (one vector instruction each once inlined into the ISA wrappers), then the
@@ -265,10 +278,11 @@ pub(crate) fn act_bounds(act: Act) -> (f32, f32) {
     }
 }
 
-/// Adds the per-channel Σg and Σg·x̂ (g masked by the activation) of the rows to `sg`, `sgx`.
+/// Adds the per-channel Σg and Σg·x̂ (g masked by the activation of `x·mul + add`) of the rows
+/// to `sg`, `sgx`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn grad_sums(x: &[f32], y: &[f32], g: &[f32], mean: &[f32], invstd: &[f32], act: Act, c: usize, sg: &mut [f64], sgx: &mut [f64]) {
+fn grad_sums(x: &[f32], g: &[f32], mul: &[f32], add: &[f32], mean: &[f32], invstd: &[f32], act: Act, c: usize, sg: &mut [f64], sgx: &mut [f64]) {
     let (mut b1, mut b2) = (vec![0.0f32; c], vec![0.0f32; c]);
     let (lo, hi) = act_bounds(act);
     let rows = x.len() / c.max(1);
@@ -278,20 +292,21 @@ fn grad_sums(x: &[f32], y: &[f32], g: &[f32], mean: &[f32], invstd: &[f32], act:
         b1.fill(0.0);
         b2.fill(0.0);
         for r in r0..r1 {
-            let (xr, yr, gr) = (&x[r * c..][..c], &y[r * c..][..c], &g[r * c..][..c]);
+            let (xr, gr) = (&x[r * c..][..c], &g[r * c..][..c]);
             let full = c / L * L;
             for i in (0..full).step_by(L) {
                 let (mut p, mut q) = (*lanes(&b1, i), *lanes(&b2, i));
-                let (xv, yv, gv, mv, sv) = (lanes(xr, i), lanes(yr, i), lanes(gr, i), lanes(mean, i), lanes(invstd, i));
+                let (xv, gv, mv, sv) = (lanes(xr, i), lanes(gr, i), lanes(mean, i), lanes(invstd, i));
+                let (fm, fa) = (lanes(mul, i), lanes(add, i));
                 for j in 0..L {
-                    let gi = if passes(yv[j], lo, hi) { gv[j] } else { 0.0 };
+                    let gi = if passes(xv[j] * fm[j] + fa[j], lo, hi) { gv[j] } else { 0.0 };
                     p[j] += gi;
                     q[j] += gi * ((xv[j] - mv[j]) * sv[j]);
                 }
                 (*lanes_mut(&mut b1, i), *lanes_mut(&mut b2, i)) = (p, q);
             }
             for i in full..c {
-                let gi = if passes(yr[i], lo, hi) { gr[i] } else { 0.0 };
+                let gi = if passes(xr[i] * mul[i] + add[i], lo, hi) { gr[i] } else { 0.0 };
                 b1[i] += gi;
                 b2[i] += gi * ((xr[i] - mean[i]) * invstd[i]);
             }
@@ -306,20 +321,21 @@ fn grad_sums(x: &[f32], y: &[f32], g: &[f32], mean: &[f32], invstd: &[f32], act:
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn dx_pass(x: &[f32], y: &[f32], d: &mut [f32], k: &[f32], a: &[f32], b: &[f32], act: Act, c: usize) {
+fn dx_pass(x: &[f32], d: &mut [f32], mul: &[f32], add: &[f32], k: &[f32], a: &[f32], b: &[f32], act: Act, c: usize) {
     let (lo, hi) = act_bounds(act);
-    for ((dr, xr), yr) in d.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(y.chunks_exact(c)) {
+    for (dr, xr) in d.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
         let full = c / L * L;
         for i in (0..full).step_by(L) {
             let dv = lanes_mut(dr, i);
-            let (xv, yv, kv, av, bv) = (lanes(xr, i), lanes(yr, i), lanes(k, i), lanes(a, i), lanes(b, i));
+            let (xv, kv, av, bv) = (lanes(xr, i), lanes(k, i), lanes(a, i), lanes(b, i));
+            let (fm, fa) = (lanes(mul, i), lanes(add, i));
             for j in 0..L {
-                let gi = if passes(yv[j], lo, hi) { dv[j] } else { 0.0 };
+                let gi = if passes(xv[j] * fm[j] + fa[j], lo, hi) { dv[j] } else { 0.0 };
                 dv[j] = kv[j] * gi + av[j] * xv[j] + bv[j];
             }
         }
         for i in full..c {
-            let gi = if passes(yr[i], lo, hi) { dr[i] } else { 0.0 };
+            let gi = if passes(xr[i] * mul[i] + add[i], lo, hi) { dr[i] } else { 0.0 };
             dr[i] = k[i] * gi + a[i] * xr[i] + b[i];
         }
     }

@@ -136,6 +136,31 @@ fn conv_depthwise_3x3() {
     check_conv(Conv2d::new(1, 6, 7, 17, 17, 17, [3, 3], [2, 2], [1, 1], [0, 1, 1, 0], Act::None), 22);
 }
 
+/// Depthwise and pointwise gradients give the same bits for any thread count (disjoint
+/// outputs, or fixed blocks of images added in order), on every ISA.
+#[test]
+fn conv_gradients_independent_of_threads() {
+    for cv in [Conv2d::new(19, 6, 5, 35, 35, 35, [3, 3], [1, 1], [1, 1], [1; 4], Act::None), Conv2d::new(19, 4, 3, 40, 70, 1, [1, 1], [1, 1], [1, 1], [0; 4], Act::None)] {
+        let x = f32s(&rand_vec(cv.input_len(), 70));
+        let w = f32s(&rand_vec(cv.weights_len(), 71));
+        let r = f32s(&rand_vec(cv.output_len(), 72));
+        for isa in Isa::ALL {
+            with_isa(isa, || {
+                let run = |threads: usize| {
+                    let (mut dx, mut dw) = (vec![0.0; cv.input_len()], vec![0.0; cv.weights_len()]);
+                    conv::input_grad(&cv, &r, &w, &mut dx, threads);
+                    conv::weight_grad(&cv, &x, &r, &mut dw, threads);
+                    dx.into_iter().chain(dw).map(f32::to_bits).collect::<Vec<_>>()
+                };
+                let one = run(1);
+                for threads in [2, 3] {
+                    assert!(run(threads) == one, "{:?} path, {isa:?}: {threads} threads differ from 1", cv.path());
+                }
+            });
+        }
+    }
+}
+
 #[test]
 fn conv_general() {
     // The stem: 3×3 stride 2, 3 → 8 channels.

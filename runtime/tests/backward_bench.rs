@@ -43,7 +43,7 @@ fn pointwise_and_depthwise_shapes() {
         let bnf = time(|| bn.forward(&dy, &sc, &sc, &mut y, &mut m, &mut s, &mut v, threads));
         let mut d = dy.clone();
         let (mut g1, mut g2) = (vec![0.0; cout], vec![0.0; cout]);
-        let bnb = time(|| bn.backward(&dy, &y, &sc, &m, &s, &mut d, &mut g1, &mut g2, threads));
+        let bnb = time(|| bn.backward(&dy, &sc, &sc, &m, &s, &mut d, &mut g1, &mut g2, threads));
         println!(
             "{hw}x{hw} {cin}->{cout} g{groups}: forward {:.2} ms ({:.0} GFLOP/s), dx {:.2} ms ({:.0}), dw {:.2} ms ({:.0}); BN fwd {:.2} ms, bwd {:.2} ms",
             f * 1e3, flop / f / 1e9, bi * 1e3, flop / bi / 1e9, bw * 1e3, flop / bw / 1e9, bnf * 1e3, bnb * 1e3

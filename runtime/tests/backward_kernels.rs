@@ -136,6 +136,31 @@ fn conv_depthwise_3x3() {
     check_conv(Conv2d::new(1, 6, 7, 17, 17, 17, [3, 3], [2, 2], [1, 1], [0, 1, 1, 0], Act::None), 22);
 }
 
+/// Depthwise and pointwise gradients give the same bits for any thread count (disjoint
+/// outputs, or fixed blocks of images added in order), on every ISA.
+#[test]
+fn conv_gradients_independent_of_threads() {
+    for cv in [Conv2d::new(19, 6, 5, 35, 35, 35, [3, 3], [1, 1], [1, 1], [1; 4], Act::None), Conv2d::new(19, 4, 3, 40, 70, 1, [1, 1], [1, 1], [1, 1], [0; 4], Act::None)] {
+        let x = f32s(&rand_vec(cv.input_len(), 70));
+        let w = f32s(&rand_vec(cv.weights_len(), 71));
+        let r = f32s(&rand_vec(cv.output_len(), 72));
+        for isa in Isa::ALL {
+            with_isa(isa, || {
+                let run = |threads: usize| {
+                    let (mut dx, mut dw) = (vec![0.0; cv.input_len()], vec![0.0; cv.weights_len()]);
+                    conv::input_grad(&cv, &r, &w, &mut dx, threads);
+                    conv::weight_grad(&cv, &x, &r, &mut dw, threads);
+                    dx.into_iter().chain(dw).map(f32::to_bits).collect::<Vec<_>>()
+                };
+                let one = run(1);
+                for threads in [2, 3] {
+                    assert!(run(threads) == one, "{:?} path, {isa:?}: {threads} threads differ from 1", cv.path());
+                }
+            });
+        }
+    }
+}
+
 #[test]
 fn conv_general() {
     // The stem: 3×3 stride 2, 3 → 8 channels.
@@ -167,7 +192,8 @@ fn bn_ref(pixels: usize, c: usize, eps: f64, act: Act, x: &[f64], scale: &[f64],
 
 #[test]
 fn batchnorm_training() {
-    for (pixels, c, act, seed) in [(37, 5, Act::None, 40), (600, 19, Act::RELU6, 41), (50, 16, Act::Relu, 42)] {
+    // 16-channel blocks with and without a tail; several 256-row statistics blocks with a tail.
+    for (pixels, c, act, seed) in [(37, 5, Act::None, 40), (600, 19, Act::RELU6, 41), (50, 16, Act::Relu, 42), (700, 35, Act::RELU6, 43)] {
         // (With these spreads about a third of the ReLU6 outputs are clamped, so the mask is
         // exercised on both sides.)
         let eps = 1e-3;
@@ -190,7 +216,8 @@ fn batchnorm_training() {
         let want_ds = fd(&scale, |s| dot(&bn_ref(pixels, c, eps, act, &x, s, &bias), &r));
         let want_db = fd(&bias, |b| dot(&bn_ref(pixels, c, eps, act, &x, &scale, b), &r));
         for isa in Isa::ALL {
-            for threads in [1, 2] {
+            let mut first: Option<Vec<Vec<f32>>> = None;
+            for threads in [1, 2, 3] {
                 with_isa(isa, || {
                     let (xf, sf, bf) = (f32s(&x), f32s(&scale), f32s(&bias));
                     let mut y = vec![0.0; pixels * c];
@@ -202,10 +229,16 @@ fn batchnorm_training() {
                     }
                     let mut d = f32s(&r);
                     let (mut ds, mut db) = (vec![0.0; c], vec![0.0; c]);
-                    bn.backward(&xf, &y, &sf, &mean, &invstd, &mut d, &mut ds, &mut db, threads);
+                    bn.backward(&xf, &sf, &bf, &mean, &invstd, &mut d, &mut ds, &mut db, threads);
                     assert_close(&format!("bn dx {act:?} {isa:?}"), &d, &want_dx);
                     assert_close(&format!("bn dscale {act:?} {isa:?}"), &ds, &want_ds);
                     assert_close(&format!("bn dbias {act:?} {isa:?}"), &db, &want_db);
+                    // Fixed statistics blocks: the same bits for any thread count.
+                    let all = vec![y.clone(), mean.clone(), invstd.clone(), var.clone(), d.clone(), ds.clone(), db.clone()];
+                    match &first {
+                        None => first = Some(all),
+                        Some(f) => assert!(f.iter().flatten().zip(all.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()), "bn {pixels}×{c}: {threads} threads differ from 1 ({isa:?})"),
+                    }
                     // Running statistics: ONNX momentum, unbiased variance.
                     let (mut rm, mut rv) = (vec![1.0f32; c], vec![2.0f32; c]);
                     bn.update_running(&mut rm, &mut rv, &mean, &var, 0.9);
@@ -297,25 +330,34 @@ fn dense_both_layouts() {
 
 #[test]
 fn at_b_matches_naive_over_chunks() {
-    let (k, m, n) = (matmul::KC * 2 + 37, 13, 35);
-    let a = r32(rand_vec(k * m, 80));
-    let b = r32(rand_vec(k * n, 81));
-    let mut want = vec![0.0; m * n];
-    for kk in 0..k {
-        for i in 0..m {
-            for j in 0..n {
-                want[i * n + j] += a[kk * m + i] * b[kk * n + j];
+    // Several k chunks (with a tail), full 12-row panels and a tail panel, full 32-column tiles,
+    // a 16-column tile and a tail; row strides wider than the rows (as for a group's slice).
+    for (k, m, n, lda, ldb) in [(matmul::KC * 2 + 37, 13, 35, 13, 35), (matmul::chunk_rows(70) * 3 + 5, 37, 70, 41, 77), (9, 5, 3, 5, 3)] {
+        let a = r32(rand_vec(k * lda, 80));
+        let b = r32(rand_vec(k * ldb, 81));
+        let mut want = vec![0.0; m * n];
+        for kk in 0..k {
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * n + j] += a[kk * lda + i] * b[kk * ldb + j];
+                }
             }
         }
-    }
-    for isa in Isa::ALL {
-        for threads in [1, 2, 5] {
+        for isa in Isa::ALL {
             with_isa(isa, || {
-                let mut c = vec![f32::NAN; m * n];
-                matmul::at_b(k, m, n, &f32s(&a), m, &f32s(&b), n, &mut c, threads);
-                // f32 sums of 549 products of magnitude ≤ 1.
-                for (i, (&g, &w)) in c.iter().zip(&want).enumerate() {
-                    assert!((g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()) * 10.0, "at_b[{i}] {g} vs {w} ({isa:?}, {threads} threads)");
+                let mut first: Option<Vec<f32>> = None;
+                for threads in [1, 2, 5] {
+                    let mut c = vec![f32::NAN; m * n];
+                    matmul::at_b(k, m, n, &f32s(&a), lda, &f32s(&b), ldb, &mut c, threads);
+                    // f32 sums of up to ~600 products of magnitude ≤ 1: |error| ≤ ~k·2⁻²⁴·Σ|terms|.
+                    for (i, (&g, &w)) in c.iter().zip(&want).enumerate() {
+                        assert!((g as f64 - w).abs() < 1e-3 * (1.0 + w.abs()), "at_b {k}×{m}×{n} [{i}] {g} vs {w} ({isa:?}, {threads} threads)");
+                    }
+                    // Row blocks per thread: the same bits for any thread count.
+                    match &first {
+                        None => first = Some(c),
+                        Some(f) => assert!(f.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()), "at_b {k}×{m}×{n}: {threads} threads differ from 1 ({isa:?})"),
+                    }
                 }
             });
         }

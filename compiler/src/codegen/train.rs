@@ -371,17 +371,17 @@ impl Emit<'_> {
                         });
                         quote! { #v kb::dense::weight_grad(&#kd, x, dy, #trans, #gw, s.threads); #bias #input }
                     }
-                    FOp::BatchNorm { bn, x, y, scale, bias, .. } => {
+                    FOp::BatchNorm { bn, x, scale, bias, .. } => {
                         let (p, c, eps, a) = (usize_lit(bn.pixels), usize_lit(bn.c), f32_tokens(bn.eps), act(bn.act));
                         let kb_ = k.get("BN", quote!(kb::batchnorm::BatchNormTrain), quote!(kb::batchnorm::BatchNormTrain { pixels: #p, c: #c, eps: #eps, act: #a }));
-                        let v = views(&[(self.vb(*x), "x"), (self.vb(*y), "y")], Some((dy, "dy")));
+                        let v = views(&[(self.vb(*x), "x")], Some((dy, "dy")));
                         let (mr, ir) = (range_tokens((l.bn[*op], bn.c)), range_tokens((l.bn[*op] + bn.c, bn.c)));
                         let grads = two_mut(quote!(s.grads), l.params[*scale], l.params[*bias], &id("gs"), &id("gb"))?;
-                        let ps = param(l, *scale);
+                        let (ps, pb) = (param(l, *scale), param(l, *bias));
                         quote! {
                             #v
                             #grads
-                            #kb_.backward(x, y, #ps, &s.bn[#mr], &s.bn[#ir], dy, gs, gb, s.threads);
+                            #kb_.backward(x, #ps, #pb, &s.bn[#mr], &s.bn[#ir], dy, gs, gb, s.threads);
                         }
                     }
                     FOp::Act { act: a, y, .. } => {

@@ -4,8 +4,8 @@
 //!
 //! Each backward rule names the forward values it reads ([`saved_values`], as
 //! onnxruntime-training's gradient builders do): a conv needs its input (for the weight
-//! gradient), BatchNorm its input and output (statistics recomputed from the saved mean and
-//! invstd; the output masks the fused activation), ReLU/Clip its output, Dense its input;
+//! gradient), BatchNorm its input (statistics, and the pre-activation that masks the fused
+//! activation, recomputed from the saved mean and invstd), ReLU/Clip its output, Dense its input;
 //! the global pool, views and additions need nothing. Those reads are ordinary reads of the
 //! backward step, so the liveness that the planner computes keeps exactly those activations
 //! alive, and frees every other activation as soon as the forward pass is done with it.
@@ -73,7 +73,7 @@ pub struct Schedule {
 pub fn saved_values(op: &FOp) -> Vec<ValueId> {
     match *op {
         FOp::Conv { x, .. } | FOp::Dense { x, .. } => vec![x],
-        FOp::BatchNorm { x, y, .. } => vec![x, y],
+        FOp::BatchNorm { x, .. } => vec![x],
         FOp::Act { y, .. } => vec![y],
         FOp::GlobalAvgPool { .. } | FOp::View { .. } | FOp::BiasAdd { .. } | FOp::Add { .. } => vec![],
     }

@@ -370,10 +370,10 @@ impl Trainer {
                                 conv_bwd::input_grad(&conv, dyv, &self.param_data[w], buf(d), threads);
                             }
                         }
-                        FOp::BatchNorm { bn, x, y, scale, bias, .. } => {
+                        FOp::BatchNorm { bn, x, scale, bias, .. } => {
                             let s = &comp.bn[op_i];
                             let (gs, gb) = two_mut(&mut self.grad_data, scale, bias);
-                            bn.backward(vbuf(x), vbuf(y), &self.param_data[scale], &s.mean, &s.invstd, buf(*dy), gs, gb, threads);
+                            bn.backward(vbuf(x), &self.param_data[scale], &self.param_data[bias], &s.mean, &s.invstd, buf(*dy), gs, gb, threads);
                         }
                         FOp::Act { act, y, .. } => activation::act_backward(act, vbuf(y), buf(*dy)),
                         FOp::GlobalAvgPool { x, .. } => {

@@ -6,10 +6,11 @@
 use super::super::Act;
 use super::batchnorm::act_bounds;
 
-/// Whether the gradient passes an output `y` of a clamp to `[lo, hi]`.
+/// Whether the gradient passes an output `y` of a clamp to `[lo, hi]`. (Non-short-circuit
+/// `|` and `&`: no branches, so the loops using it vectorize.)
 #[inline(always)]
 pub(crate) fn passes(y: f32, lo: f32, hi: f32) -> bool {
-    (y > lo || lo == f32::NEG_INFINITY) && (y < hi || hi == f32::INFINITY)
+    ((y > lo) | (lo == f32::NEG_INFINITY)) & ((y < hi) | (hi == f32::INFINITY))
 }
 
 /// `dy_dx[i] = act'(y[i]) · dy_dx[i]` in place.

@@ -12,14 +12,14 @@
 //! (`var · m/(m − 1)` for `m` pixels per channel).
 //!
 //! Backward (given `dy` of the activation's output, overwritten by `dx`):
-//! `g = dy · act'(y)`, `x̂ = (x − mean)·invstd`,
+//! `g = dy · act'(z)` with `z = x·mul + add` the pre-activation (recomputed, not saved),
+//! `x̂ = (x − mean)·invstd`,
 //! `dx = scale·invstd·(g − mean(g) − x̂·mean(g·x̂))`, `dscale = Σ g·x̂`, `dbias = Σ g`.
 
 use super::super::isa::{self, Isa};
 use super::super::threads::{split_rows, SendPtr};
 use super::super::Act;
 use super::activation::passes;
-use super::map_parts;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchNormTrain {
@@ -33,6 +33,19 @@ pub struct BatchNormTrain {
 
 /// Pixel rows per thread below which the kernel stays on one thread.
 const MIN_ROWS_PER_THREAD: usize = 256;
+
+/// Rows per block of the batch-statistics sums (each block's f64 sums are made the same way
+/// whatever the thread count, then added in block order).
+const STAT_ROWS: usize = 256;
+
+/// Channels per vector block of the elementwise loops (one AVX-512 register; two AVX2 ones).
+const L: usize = 16;
+
+#[derive(Clone, Copy)]
+struct SendPtrF64(*mut f64);
+// SAFETY: used only to hand disjoint blocks of one buffer to the parts of a split.
+unsafe impl Send for SendPtrF64 {}
+unsafe impl Sync for SendPtrF64 {}
 
 impl BatchNormTrain {
     pub const fn len(&self) -> usize {
@@ -55,12 +68,7 @@ impl BatchNormTrain {
         assert!(x.len() == self.len() && y.len() == self.len(), "batchnorm train: x/y length");
         assert!(scale.len() == c && bias.len() == c && mean.len() == c && invstd.len() == c && var.len() == c, "batchnorm train: parameter lengths");
         let parts = self.parts(threads);
-        let sums = map_parts(self.pixels, parts, |r| dispatch_sums(&x[r.start * c..r.end * c], c));
-        let (mut s1, mut s2) = (vec![0.0f64; c], vec![0.0f64; c]);
-        for (a, b) in sums {
-            s1.iter_mut().zip(&a).for_each(|(s, v)| *s += v);
-            s2.iter_mut().zip(&b).for_each(|(s, v)| *s += v);
-        }
+        let (s1, s2) = self.channel_sums(parts, |rows, o1, o2| dispatch_sums(&x[rows.start * c..rows.end * c], c, o1, o2));
         let m = self.pixels.max(1) as f64;
         let mut mul = vec![0.0f32; c];
         let mut add = vec![0.0f32; c];
@@ -71,9 +79,8 @@ impl BatchNormTrain {
             mean[i] = mu as f32;
             var[i] = v as f32;
             invstd[i] = is as f32;
-            mul[i] = (is * scale[i] as f64) as f32;
-            add[i] = (bias[i] as f64 - mu * is * scale[i] as f64) as f32;
         }
+        affine(mean, invstd, scale, bias, &mut mul, &mut add);
         let yp = SendPtr(y.as_mut_ptr());
         let act = self.act;
         split_rows(self.pixels, parts, |r| {
@@ -81,6 +88,31 @@ impl BatchNormTrain {
             let ys = unsafe { std::slice::from_raw_parts_mut({ yp }.0.add(r.start * c), r.len() * c) };
             dispatch_apply(&x[r.start * c..r.end * c], &mul, &add, act, ys);
         });
+    }
+
+    /// Two per-channel sums over all pixels, bit-identical for any thread count: `block` adds
+    /// the sums of a range of at most [`STAT_ROWS`] rows into two f64 accumulators; every fixed
+    /// block of rows gets its own, written by whichever part owns the block, and the blocks are
+    /// then added in order.
+    fn channel_sums(&self, parts: usize, block: impl Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync) -> (Vec<f64>, Vec<f64>) {
+        let c = self.c;
+        let blocks = self.pixels.div_ceil(STAT_ROWS).max(1);
+        let mut partial = vec![0.0f64; blocks * 2 * c];
+        let pp = SendPtrF64(partial.as_mut_ptr());
+        split_rows(blocks, parts.min(blocks), |bs| {
+            for bi in bs {
+                // SAFETY: each block's 2c accumulators belong to the one part that owns the block.
+                let out = unsafe { std::slice::from_raw_parts_mut({ pp }.0.add(bi * 2 * c), 2 * c) };
+                let (o1, o2) = out.split_at_mut(c);
+                block(bi * STAT_ROWS..((bi + 1) * STAT_ROWS).min(self.pixels), o1, o2);
+            }
+        });
+        let (mut s1, mut s2) = (vec![0.0f64; c], vec![0.0f64; c]);
+        for blk in partial.chunks_exact(2 * c) {
+            s1.iter_mut().zip(&blk[..c]).for_each(|(s, v)| *s += v);
+            s2.iter_mut().zip(&blk[c..]).for_each(|(s, v)| *s += v);
+        }
+        (s1, s2)
     }
 
     /// Moves the running statistics towards the batch's (ONNX momentum; see the module).
@@ -95,25 +127,23 @@ impl BatchNormTrain {
     }
 
     /// Backward through the activation and the normalization: `dy_dx` holds the gradient of
-    /// `y` on entry and that of `x` on return; `y` is the forward output (for the activation
-    /// mask).
+    /// `y` on entry and that of `x` on return. The activation's mask comes from the
+    /// pre-activation `x·mul + add` recomputed exactly as the forward did (from the same `mean`,
+    /// `invstd`, `scale` and `bias`), so the output `y` is not read: two tensor passes fewer.
     #[allow(clippy::too_many_arguments)]
-    pub fn backward(&self, x: &[f32], y: &[f32], scale: &[f32], mean: &[f32], invstd: &[f32], dy_dx: &mut [f32], dscale: &mut [f32], dbias: &mut [f32], threads: usize) {
+    pub fn backward(&self, x: &[f32], scale: &[f32], bias: &[f32], mean: &[f32], invstd: &[f32], dy_dx: &mut [f32], dscale: &mut [f32], dbias: &mut [f32], threads: usize) {
         let c = self.c;
-        assert!(x.len() == self.len() && y.len() == self.len() && dy_dx.len() == self.len(), "batchnorm backward: lengths");
-        assert!(scale.len() == c && mean.len() == c && invstd.len() == c && dscale.len() == c && dbias.len() == c, "batchnorm backward: parameter lengths");
+        assert!(x.len() == self.len() && dy_dx.len() == self.len(), "batchnorm backward: lengths");
+        assert!(scale.len() == c && bias.len() == c && mean.len() == c && invstd.len() == c && dscale.len() == c && dbias.len() == c, "batchnorm backward: parameter lengths");
         let parts = self.parts(threads);
         let act = self.act;
+        let (mut mul, mut add) = (vec![0.0f32; c], vec![0.0f32; c]);
+        affine(mean, invstd, scale, bias, &mut mul, &mut add);
         let g: &[f32] = dy_dx;
-        let sums = map_parts(self.pixels, parts, |r| {
-            let s = r.start * c..r.end * c;
-            dispatch_grad_sums(&x[s.clone()], &y[s.clone()], &g[s], mean, invstd, act, c)
+        let (sg, sgx) = self.channel_sums(parts, |rows, o1, o2| {
+            let s = rows.start * c..rows.end * c;
+            dispatch_grad_sums(&x[s.clone()], &g[s], &mul, &add, mean, invstd, act, c, o1, o2)
         });
-        let (mut sg, mut sgx) = (vec![0.0f64; c], vec![0.0f64; c]);
-        for (a, b) in sums {
-            sg.iter_mut().zip(&a).for_each(|(s, v)| *s += v);
-            sgx.iter_mut().zip(&b).for_each(|(s, v)| *s += v);
-        }
         let m = self.pixels.max(1) as f64;
         // dx = k·g − k·mean(g) − x̂·k·mean(g·x̂) with k = scale·invstd, written as
         // dx = k·g + a·x + b per channel (x̂ expanded) so the second pass is one FMA chain.
@@ -133,7 +163,7 @@ impl BatchNormTrain {
             let s = r.start * c..r.end * c;
             // SAFETY: each part rewrites its own rows of dy_dx.
             let d = unsafe { std::slice::from_raw_parts_mut({ dp }.0.add(s.start), s.len()) };
-            dispatch_dx(&x[s.clone()], &y[s], d, &k, &a, &b, act, c);
+            dispatch_dx(&x[s], d, &mul, &add, &k, &a, &b, act, c);
         });
     }
 }
@@ -159,24 +189,59 @@ macro_rules! multiversion {
     };
 }
 
-multiversion!(dispatch_sums, sums, (x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>));
+multiversion!(dispatch_sums, sums, (x: &[f32], c: usize, s1: &mut [f64], s2: &mut [f64]) -> ());
 multiversion!(dispatch_apply, apply, (x: &[f32], mul: &[f32], add: &[f32], act: Act, y: &mut [f32]) -> ());
-multiversion!(dispatch_grad_sums, grad_sums, (x: &[f32], y: &[f32], g: &[f32], mean: &[f32], invstd: &[f32], act: Act, c: usize) -> (Vec<f64>, Vec<f64>));
-multiversion!(dispatch_dx, dx_pass, (x: &[f32], y: &[f32], d: &mut [f32], k: &[f32], a: &[f32], b: &[f32], act: Act, c: usize) -> ());
+multiversion!(dispatch_grad_sums, grad_sums, (x: &[f32], g: &[f32], mul: &[f32], add: &[f32], mean: &[f32], invstd: &[f32], act: Act, c: usize, sg: &mut [f64], sgx: &mut [f64]) -> ());
+multiversion!(dispatch_dx, dx_pass, (x: &[f32], d: &mut [f32], mul: &[f32], add: &[f32], k: &[f32], a: &[f32], b: &[f32], act: Act, c: usize) -> ());
 
-/// Per-channel Σx and Σx² in f64. Rows are summed in f32 blocks of 16 first (short, so the
-/// f32 rounding stays far below the f64 total's), then added in f64.
+/// The forward's per-channel affine map `x·mul + add` (before the activation), from the
+/// f32 statistics so that the backward can recompute it bit for bit.
+fn affine(mean: &[f32], invstd: &[f32], scale: &[f32], bias: &[f32], mul: &mut [f32], add: &mut [f32]) {
+    for i in 0..mean.len() {
+        let k = invstd[i] as f64 * scale[i] as f64;
+        mul[i] = k as f32;
+        add[i] = (bias[i] as f64 - mean[i] as f64 * k) as f32;
+    }
+}
+
+// The loops below go over each row in blocks of `L` channels written as fixed-length array
+// operations (one vector instruction each once inlined into the ISA wrappers), then the
+// `c % L` tail channels one by one. (A plain loop over `c` was vectorized 64 channels at a
+// time, so MobileNet's 32- and 64-channel rows ran mostly in its scalar remainder loop.)
+
 #[inline(always)]
-fn sums(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
-    let (mut s1, mut s2) = (vec![0.0f64; c], vec![0.0f64; c]);
+fn lanes(v: &[f32], i: usize) -> &[f32; L] {
+    v[i..i + L].try_into().expect("L lanes")
+}
+
+#[inline(always)]
+fn lanes_mut(v: &mut [f32], i: usize) -> &mut [f32; L] {
+    (&mut v[i..i + L]).try_into().expect("L lanes")
+}
+
+/// Adds the per-channel Σx and Σx² of the rows of `x` to `s1`, `s2` (f64). Rows are summed in
+/// f32 groups of 16 first (short, so the f32 rounding stays far below the f64 total's).
+#[inline(always)]
+fn sums(x: &[f32], c: usize, s1: &mut [f64], s2: &mut [f64]) {
     let (mut b1, mut b2) = (vec![0.0f32; c], vec![0.0f32; c]);
-    for block in x.chunks(16 * c) {
+    for group in x.chunks(16 * c) {
         b1.fill(0.0);
         b2.fill(0.0);
-        for row in block.chunks_exact(c) {
-            for ((p, q), &v) in b1.iter_mut().zip(b2.iter_mut()).zip(row) {
-                *p += v;
-                *q += v * v;
+        for row in group.chunks_exact(c) {
+            let full = c / L * L;
+            for i in (0..full).step_by(L) {
+                // By value: the accumulators as two vectors (through the slices, LLVM kept
+                // them scalar).
+                let (mut p, mut q, v) = (*lanes(&b1, i), *lanes(&b2, i), *lanes(row, i));
+                for j in 0..L {
+                    p[j] += v[j];
+                    q[j] += v[j] * v[j];
+                }
+                (*lanes_mut(&mut b1, i), *lanes_mut(&mut b2, i)) = (p, q);
+            }
+            for i in full..c {
+                b1[i] += row[i];
+                b2[i] += row[i] * row[i];
             }
         }
         for i in 0..c {
@@ -184,7 +249,6 @@ fn sums(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
             s2[i] += b2[i] as f64;
         }
     }
-    (s1, s2)
 }
 
 #[inline(always)]
@@ -192,7 +256,14 @@ fn apply(x: &[f32], mul: &[f32], add: &[f32], act: Act, y: &mut [f32]) {
     let c = mul.len();
     let (lo, hi) = act_bounds(act);
     for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-        for i in 0..c {
+        let full = c / L * L;
+        for i in (0..full).step_by(L) {
+            let (yv, xv, mv, av) = (lanes_mut(yr, i), lanes(xr, i), lanes(mul, i), lanes(add, i));
+            for j in 0..L {
+                yv[j] = (xv[j] * mv[j] + av[j]).max(lo).min(hi);
+            }
+        }
+        for i in full..c {
             yr[i] = (xr[i] * mul[i] + add[i]).max(lo).min(hi);
         }
     }
@@ -207,9 +278,11 @@ pub(crate) fn act_bounds(act: Act) -> (f32, f32) {
     }
 }
 
+/// Adds the per-channel Σg and Σg·x̂ (g masked by the activation of `x·mul + add`) of the rows
+/// to `sg`, `sgx`.
 #[inline(always)]
-fn grad_sums(x: &[f32], y: &[f32], g: &[f32], mean: &[f32], invstd: &[f32], act: Act, c: usize) -> (Vec<f64>, Vec<f64>) {
-    let (mut sg, mut sgx) = (vec![0.0f64; c], vec![0.0f64; c]);
+#[allow(clippy::too_many_arguments)]
+fn grad_sums(x: &[f32], g: &[f32], mul: &[f32], add: &[f32], mean: &[f32], invstd: &[f32], act: Act, c: usize, sg: &mut [f64], sgx: &mut [f64]) {
     let (mut b1, mut b2) = (vec![0.0f32; c], vec![0.0f32; c]);
     let (lo, hi) = act_bounds(act);
     let rows = x.len() / c.max(1);
@@ -219,9 +292,21 @@ fn grad_sums(x: &[f32], y: &[f32], g: &[f32], mean: &[f32], invstd: &[f32], act:
         b1.fill(0.0);
         b2.fill(0.0);
         for r in r0..r1 {
-            let (xr, yr, gr) = (&x[r * c..][..c], &y[r * c..][..c], &g[r * c..][..c]);
-            for i in 0..c {
-                let gi = if passes(yr[i], lo, hi) { gr[i] } else { 0.0 };
+            let (xr, gr) = (&x[r * c..][..c], &g[r * c..][..c]);
+            let full = c / L * L;
+            for i in (0..full).step_by(L) {
+                let (mut p, mut q) = (*lanes(&b1, i), *lanes(&b2, i));
+                let (xv, gv, mv, sv) = (lanes(xr, i), lanes(gr, i), lanes(mean, i), lanes(invstd, i));
+                let (fm, fa) = (lanes(mul, i), lanes(add, i));
+                for j in 0..L {
+                    let gi = if passes(xv[j] * fm[j] + fa[j], lo, hi) { gv[j] } else { 0.0 };
+                    p[j] += gi;
+                    q[j] += gi * ((xv[j] - mv[j]) * sv[j]);
+                }
+                (*lanes_mut(&mut b1, i), *lanes_mut(&mut b2, i)) = (p, q);
+            }
+            for i in full..c {
+                let gi = if passes(xr[i] * mul[i] + add[i], lo, hi) { gr[i] } else { 0.0 };
                 b1[i] += gi;
                 b2[i] += gi * ((xr[i] - mean[i]) * invstd[i]);
             }
@@ -232,16 +317,25 @@ fn grad_sums(x: &[f32], y: &[f32], g: &[f32], mean: &[f32], invstd: &[f32], act:
         }
         r0 = r1;
     }
-    (sg, sgx)
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn dx_pass(x: &[f32], y: &[f32], d: &mut [f32], k: &[f32], a: &[f32], b: &[f32], act: Act, c: usize) {
+fn dx_pass(x: &[f32], d: &mut [f32], mul: &[f32], add: &[f32], k: &[f32], a: &[f32], b: &[f32], act: Act, c: usize) {
     let (lo, hi) = act_bounds(act);
-    for ((dr, xr), yr) in d.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(y.chunks_exact(c)) {
-        for i in 0..c {
-            let gi = if passes(yr[i], lo, hi) { dr[i] } else { 0.0 };
+    for (dr, xr) in d.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        let full = c / L * L;
+        for i in (0..full).step_by(L) {
+            let dv = lanes_mut(dr, i);
+            let (xv, kv, av, bv) = (lanes(xr, i), lanes(k, i), lanes(a, i), lanes(b, i));
+            let (fm, fa) = (lanes(mul, i), lanes(add, i));
+            for j in 0..L {
+                let gi = if passes(xv[j] * fm[j] + fa[j], lo, hi) { dv[j] } else { 0.0 };
+                dv[j] = kv[j] * gi + av[j] * xv[j] + bv[j];
+            }
+        }
+        for i in full..c {
+            let gi = if passes(xr[i] * mul[i] + add[i], lo, hi) { dr[i] } else { 0.0 };
             dr[i] = k[i] * gi + a[i] * xr[i] + b[i];
         }
     }

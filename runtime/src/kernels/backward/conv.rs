@@ -9,8 +9,10 @@
 //!   im2col blocks then [`AtB`]; depthwise: fused with its input-gradient loop.
 //! - bias gradient: `db[c] = Σ_p dy[p, c]`.
 //!
-//! Threads split images (input gradients: disjoint `dx` images) or pixels (weight gradients:
-//! partial sums reduced in order).
+//! Threads split images (input gradients: disjoint `dx` images), rows of the weight gradient
+//! (pointwise, see [`AtB`]), fixed blocks of images whose partial sums are added in block
+//! order (depthwise: the same bits for any thread count), or pixels (general weight
+//! gradients: partial sums reduced in part order).
 
 use super::super::conv::{Conv2d, ConvPath};
 use super::super::gemm::{self, Mm};
@@ -22,6 +24,9 @@ use super::{map_parts, reduce_into, threads_for};
 
 /// Output pixels per im2col block of the general path.
 const BLOCK_PIX: usize = 64;
+
+/// Images per partial sum of the depthwise weight gradient.
+const DW_IMAGES: usize = 8;
 
 /// `db[c] = Σ_p dy[p, c]` over NHWC `dy` with `c` channels.
 pub fn bias_grad(dy: &[f32], c: usize, db: &mut [f32]) {
@@ -99,15 +104,24 @@ pub fn weight_grad(cv: &Conv2d, x: &[f32], dy: &[f32], dw_oihw: &mut [f32], thre
             super::matmul::at_b(pixels, cv.c_out, cv.c_in, dy, cv.c_out, x, cv.c_in, dw_oihw, threads);
         }
         ConvPath::Depthwise => {
+            // Partial sums per fixed block of images (whichever thread computes it), added in
+            // block order: the same bits for any thread count.
             let taps = cv.kh * cv.kw * cv.c_in;
-            let parts = map_parts(cv.n, threads, |imgs| {
-                let mut dw = vec![0.0f32; taps];
-                // SAFETY: lengths checked above.
-                unsafe { depthwise_dw(cv, x, dy, &mut dw, imgs) };
-                dw
+            let blocks = cv.n.div_ceil(DW_IMAGES);
+            let mut partial = vec![0.0f32; blocks * taps];
+            let pp = SendPtr(partial.as_mut_ptr());
+            split_rows(blocks, threads, |bs| {
+                for bi in bs {
+                    // SAFETY: each block's partial belongs to the part that owns the block;
+                    // lengths checked above.
+                    unsafe {
+                        let dw = std::slice::from_raw_parts_mut({ pp }.0.add(bi * taps), taps);
+                        depthwise_dw(cv, x, dy, dw, bi * DW_IMAGES..((bi + 1) * DW_IMAGES).min(cv.n));
+                    }
+                }
             });
             let mut dw = vec![0.0; taps];
-            reduce_into(parts, &mut dw);
+            reduce_into(partial.chunks_exact(taps), &mut dw);
             // [kh, kw, c] → OIHW [c, 1, kh, kw].
             let (kk, c) = (cv.kh * cv.kw, cv.c_in);
             for ch in 0..c {
@@ -133,7 +147,7 @@ pub fn weight_grad(cv: &Conv2d, x: &[f32], dy: &[f32], dw_oihw: &mut [f32], thre
                     acc.c
                 });
                 let mut c = vec![0.0; cog * kg];
-                reduce_into(parts, &mut c);
+                reduce_into(parts.iter().map(Vec::as_slice), &mut c);
                 // c[j, (tap, ci)] → OIHW.
                 for j in 0..cog {
                     for k in 0..kg {
@@ -203,16 +217,23 @@ unsafe fn depthwise_dx_avx2(cv: &Conv2d, dy: &[f32], w: &[f32], dx: *mut f32, im
     depthwise_dx_generic(cv, dy, w, dx, imgs)
 }
 
+/// Channels per vector block of the depthwise loops (one AVX-512 register; two AVX2 ones).
+const L: usize = 16;
+
 /// Gather form: each input pixel sums the output pixels whose window covers it, so every dx
-/// element is written once (no zeroing pass, no read-modify-write chains).
+/// element is written once (no zeroing pass, no read-modify-write chains). The covering
+/// (output pixel, tap) pairs are listed once per pixel; then each block of [`L`] channels sums
+/// them in a register (fixed-length array arithmetic, vectorized by the ISA wrappers).
 #[inline(always)]
 unsafe fn depthwise_dx_generic(cv: &Conv2d, dy: &[f32], w: &[f32], dx: *mut f32, imgs: std::ops::Range<usize>) {
     let c = cv.c_in;
-    let mut acc = vec![0.0f32; c];
+    let full = c / L * L;
+    // (dy offset, tap weight offset) of every output pixel covering the current input pixel.
+    let mut taps: Vec<(usize, usize)> = Vec::with_capacity(cv.kh * cv.kw);
     for b in imgs {
         for iy in 0..cv.h {
             for ix in 0..cv.w {
-                acc.fill(0.0);
+                taps.clear();
                 for ky in 0..cv.kh {
                     // oy·sh = iy + pad_top − ky·dh must be a non-negative multiple of sh.
                     let ty = (iy + cv.pad_top) as isize - (ky * cv.dh) as isize;
@@ -226,14 +247,23 @@ unsafe fn depthwise_dx_generic(cv: &Conv2d, dy: &[f32], w: &[f32], dx: *mut f32,
                             continue;
                         }
                         let ox = tx as usize / cv.sw;
-                        let g = &dy[((b * cv.oh + oy) * cv.ow + ox) * c..][..c];
-                        let k = &w[(ky * cv.kw + kx) * c..][..c];
-                        for ((a, &gv), &kv) in acc.iter_mut().zip(g).zip(k) {
-                            *a += gv * kv;
-                        }
+                        taps.push((((b * cv.oh + oy) * cv.ow + ox) * c, (ky * cv.kw + kx) * c));
                     }
                 }
-                std::ptr::copy_nonoverlapping(acc.as_ptr(), dx.add(((b * cv.h + iy) * cv.w + ix) * c), c);
+                let out = std::slice::from_raw_parts_mut(dx.add(((b * cv.h + iy) * cv.w + ix) * c), c);
+                for i in (0..full).step_by(L) {
+                    let mut acc = [0.0f32; L];
+                    for &(g, k) in &taps {
+                        let (gv, kv): (&[f32; L], &[f32; L]) = (dy[g + i..g + i + L].try_into().expect("L"), w[k + i..k + i + L].try_into().expect("L"));
+                        for j in 0..L {
+                            acc[j] += gv[j] * kv[j];
+                        }
+                    }
+                    out[i..i + L].copy_from_slice(&acc);
+                }
+                for (i, o) in out.iter_mut().enumerate().skip(full) {
+                    *o = taps.iter().fold(0.0f32, |a, &(g, k)| a + dy[g + i] * w[k + i]);
+                }
             }
         }
     }
@@ -261,24 +291,41 @@ unsafe fn depthwise_dw_avx2(cv: &Conv2d, x: &[f32], dy: &[f32], dw: &mut [f32], 
     depthwise_dw_generic(cv, x, dy, dw, imgs)
 }
 
-/// `dw[tap, c] += Σ dy[b, oy, ox, c] · x[b, iy, ix, c]`, tap by tap so each tap's
-/// accumulator row stays in L1 while the images stream by.
+/// `dw[tap, c] += Σ dy[b, oy, ox, c] · x[b, iy, ix, c]`: per output pixel, the taps inside
+/// the image are listed once, then each block of [`L`] channels loads `dy` once and adds its
+/// product with every tap's input into that tap's accumulator row (kept in L1).
 #[inline(always)]
 unsafe fn depthwise_dw_generic(cv: &Conv2d, x: &[f32], dy: &[f32], dw: &mut [f32], imgs: std::ops::Range<usize>) {
     let c = cv.c_in;
+    let full = c / L * L;
+    // (x offset, dw offset) of every tap of the current output pixel inside the image.
+    let mut taps: Vec<(usize, usize)> = Vec::with_capacity(cv.kh * cv.kw);
     for b in imgs {
         for oy in 0..cv.oh {
             for ox in 0..cv.ow {
-                let g = &dy[((b * cv.oh + oy) * cv.ow + ox) * c..][..c];
+                taps.clear();
                 for ky in 0..cv.kh {
                     for kx in 0..cv.kw {
                         if let Some((iy, ix)) = tap_at(cv, oy, ox, ky, kx) {
-                            let xs = &x[((b * cv.h + iy) * cv.w + ix) * c..][..c];
-                            let d = &mut dw[(ky * cv.kw + kx) * c..][..c];
-                            for ((a, &gv), &xv) in d.iter_mut().zip(g).zip(xs) {
-                                *a += gv * xv;
-                            }
+                            taps.push((((b * cv.h + iy) * cv.w + ix) * c, (ky * cv.kw + kx) * c));
                         }
+                    }
+                }
+                let g = &dy[((b * cv.oh + oy) * cv.ow + ox) * c..][..c];
+                for i in (0..full).step_by(L) {
+                    let gv: [f32; L] = g[i..i + L].try_into().expect("L");
+                    for &(xo, d) in &taps {
+                        let xv: &[f32; L] = x[xo + i..xo + i + L].try_into().expect("L");
+                        let mut acc: [f32; L] = dw[d + i..d + i + L].try_into().expect("L");
+                        for j in 0..L {
+                            acc[j] += gv[j] * xv[j];
+                        }
+                        dw[d + i..d + i + L].copy_from_slice(&acc);
+                    }
+                }
+                for i in full..c {
+                    for &(xo, d) in &taps {
+                        dw[d + i] += g[i] * x[xo + i];
                     }
                 }
             }

@@ -1,36 +1,47 @@
 //! `C[m, n] = Aᵀ·B` for `A [k, m]` and `B [k, n]` given as rows over a long `k`: the product
 //! behind every weight gradient (`k` is the number of output pixels, up to `n·oh·ow`).
 //!
-//! The `k` range is cut into chunks of [`KC`] rows (A and B chunks stay in L2). With AVX-512, a
-//! dedicated micro-kernel reads both straight from their NHWC rows: a 12 × 32 tile of `C` in
-//! registers, per row `p` two loads of `B[p, j..j+32]` and twelve broadcasts of
-//! `A[p, i..i+12]` (no transpose, no packing: those copies cost more than the products when the
-//! channel counts are small and the pixel count large, as in the first layers). Otherwise each
-//! chunk's `A` is transposed and its `B` packed for the gemm's micro-kernels. Threads take
-//! disjoint `k` ranges with their own partial `C`, summed in order at the end.
+//! The `k` range is cut into chunks of [`chunk_rows`] rows (at most [`KC`]; fewer for wide B,
+//! so the packed B chunk stays in L2). Each chunk's A and B are packed first: the NHWC rows
+//! sit `m` and `n` floats apart, which for MobileNet's widths is a multiple of 2 KiB, so
+//! reading a tile straight from them would map every row to the same few L1 sets. With
+//! AVX-512 a dedicated micro-kernel then keeps a 12 × 32 tile of `C` in registers (per row `p`
+//! two loads of packed B and twelve broadcasts of packed A). Otherwise each chunk's `A` is
+//! transposed and its `B` packed for the gemm's micro-kernels.
+//!
+//! Threads take disjoint row blocks of `C` and each runs the whole `k` range in the same chunk
+//! order, so every element is the same sum in the same order for any thread count (no partial
+//! sums, no reduction).
 
 use super::super::gemm::{self, Mm, NR};
+use super::super::threads::{split_rows, SendPtr};
 use super::super::{isa, Act};
 
-/// Rows of `k` per chunk: the transposed A chunk (`m × KC`) and packed B chunk (`KC × n`)
-/// stay in L2 for MobileNet's widths.
+/// The most rows of `k` per chunk.
 pub const KC: usize = 256;
 
-/// Accumulates `C += Aᵀ·B` chunk by chunk (one per thread).
+/// Rows of `C` per AVX-512 register tile (and per packed A panel).
+const MR: usize = 12;
+
+/// Rows of `k` per chunk for `n` columns of B: the packed B chunk stays within ~384 KiB of L2
+/// (a multiple of 8, at least 32, at most [`KC`]). Depends on `n` only, never on threads.
+pub fn chunk_rows(n: usize) -> usize {
+    ((96 * 1024 / n.max(1)) / 8 * 8).clamp(32, KC)
+}
+
+/// Accumulates `C += Aᵀ·B` chunk by chunk.
 pub struct AtB {
     pub m: usize,
     pub n: usize,
     /// `[m, n]` row-major.
     pub c: Vec<f32>,
-    at: Vec<f32>,
-    bp: Vec<f32>,
+    scratch: Scratch,
     started: bool,
 }
 
 impl AtB {
     pub fn new(m: usize, n: usize) -> AtB {
-        // The transpose and packing buffers are only for the non-AVX-512 path (made on first use).
-        AtB { m, n, c: vec![0.0; m * n], at: Vec::new(), bp: Vec::new(), started: false }
+        AtB { m, n, c: vec![0.0; m * n], scratch: Scratch::default(), started: false }
     }
 
     /// Adds `Σ_r A[r]ᵀ B[r]` over `rows` rows: row `r` of A is `a[r·lda .. r·lda + m]`, of B
@@ -42,65 +53,115 @@ impl AtB {
         }
         assert!(lda >= m && ldb >= n, "AtB: strides smaller than the rows");
         assert!(a.len() >= (rows - 1) * lda + m && b.len() >= (rows - 1) * ldb + n, "AtB: A or B too short");
-        let isa = isa::current();
+        // SAFETY: A and B hold `rows` rows at their strides (checked above); C is m×n.
+        unsafe { at_b_rows(rows, m, n, a.as_ptr(), lda, b.as_ptr(), ldb, self.c.as_mut_ptr(), n, !self.started, &mut self.scratch) };
+        self.started = true;
+    }
+}
+
+/// Packing buffers, grown on first use.
+#[derive(Default)]
+struct Scratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl Scratch {
+    fn sized(&mut self, a: usize, b: usize) -> (&mut [f32], &mut [f32]) {
+        if self.a.len() < a {
+            self.a = vec![0.0; a];
+        }
+        if self.b.len() < b {
+            self.b = vec![0.0; b];
+        }
+        (&mut self.a[..a], &mut self.b[..b])
+    }
+}
+
+/// `C[m, n] (= when first, else +=) Σ_{r < k} A[r, ·]ᵀ B[r, ·]`, chunk by chunk in `k` order.
+///
+/// # Safety
+/// A and B must hold `k` rows of at least `m` / `n` values at strides `lda` / `ldb`; C must
+/// hold `m` rows of `n` at stride `ldc`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn at_b_rows(k: usize, m: usize, n: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, first: bool, scratch: &mut Scratch) {
+    let isa = isa::current();
+    let kcmax = chunk_rows(n).min(k);
+    let mut r0 = 0;
+    while r0 < k {
+        let kc = kcmax.min(k - r0);
+        let bchunk = std::slice::from_raw_parts(b.add(r0 * ldb), (kc - 1) * ldb + n);
+        let achunk = std::slice::from_raw_parts(a.add(r0 * lda), (kc - 1) * lda + m);
+        let first_chunk = first && r0 == 0;
+        #[cfg(target_arch = "x86_64")]
+        if isa == isa::Isa::Avx512 && !packs(lda, ldb) {
+            avx512::at_b_direct(kc, m, n, achunk.as_ptr(), lda, bchunk.as_ptr(), ldb, c, ldc, first_chunk);
+            r0 += kc;
+            continue;
+        }
         #[cfg(target_arch = "x86_64")]
         if isa == isa::Isa::Avx512 {
-            let mut r0 = 0;
-            while r0 < rows {
-                let kc = KC.min(rows - r0);
-                // SAFETY: the rows r0..r0+kc of A and B are inside the slices (checked above);
-                // C is m×n.
-                unsafe { avx512::at_b_chunk(kc, m, n, a.as_ptr().add(r0 * lda), lda, b.as_ptr().add(r0 * ldb), ldb, self.c.as_mut_ptr(), !self.started) };
-                self.started = true;
-                r0 += kc;
-            }
-            return;
-        }
-        if self.at.is_empty() {
-            self.at = vec![0.0; m * KC];
-            self.bp = vec![0.0; gemm::packed_len(KC, n)];
-        }
-        let mut r0 = 0;
-        while r0 < rows {
-            let kc = KC.min(rows - r0);
-            // Transpose the A chunk: at[i, kk] = A[r0 + kk, i].
-            for kk in 0..kc {
-                let src = &a[(r0 + kk) * lda..(r0 + kk) * lda + m];
-                for (i, &v) in src.iter().enumerate() {
-                    self.at[i * kc + kk] = v;
-                }
-            }
-            let bp = &mut self.bp[..gemm::packed_len(kc, n)];
-            let panels = n.div_ceil(NR);
-            for p in 0..panels {
-                let cols = NR.min(n - p * NR);
-                let panel = &mut bp[p * kc * NR..(p + 1) * kc * NR];
-                for kk in 0..kc {
-                    let src = &b[(r0 + kk) * ldb + p * NR..(r0 + kk) * ldb + p * NR + cols];
-                    let dst = &mut panel[kk * NR..kk * NR + NR];
-                    dst[..cols].copy_from_slice(src);
-                    dst[cols..].fill(0.0);
-                }
-            }
-            let mm = Mm {
-                m,
-                n,
-                kc,
-                a: self.at.as_ptr(),
-                lda: kc,
-                b: bp.as_ptr(),
-                panel_stride: kc * NR,
-                c: self.c.as_mut_ptr(),
-                ldc: n,
-                bias: std::ptr::null(),
-                act: Act::None,
-                first: !self.started,
-                last: true,
-            };
-            // SAFETY: at holds m×kc, bp the packed kc×n, c m×n; all checked above.
-            unsafe { gemm::run_mm(isa, &mm) };
-            self.started = true;
+            let (ap, bp) = scratch.sized(m.div_ceil(MR) * MR * kc, gemm::packed_len(kc, n));
+            pack_b(kc, n, bchunk, ldb, false, bp);
+            pack_a_panels(kc, m, achunk, lda, ap);
+            avx512::at_b_packed(kc, m, n, ap, bp, c, ldc, first_chunk);
             r0 += kc;
+            continue;
+        }
+        let (at, bp) = scratch.sized(m * kc, gemm::packed_len(kc, n));
+        // Transpose the A chunk: at[i, kk] = A[r0 + kk, i].
+        for kk in 0..kc {
+            for (i, &v) in achunk[kk * lda..kk * lda + m].iter().enumerate() {
+                at[i * kc + kk] = v;
+            }
+        }
+        pack_b(kc, n, bchunk, ldb, false, bp);
+        let mm = Mm {
+            m,
+            n,
+            kc,
+            a: at.as_ptr(),
+            lda: kc,
+            b: bp.as_ptr(),
+            panel_stride: kc * NR,
+            c,
+            ldc,
+            bias: std::ptr::null(),
+            act: Act::None,
+            first: first_chunk,
+            last: true,
+        };
+        // SAFETY: at holds m×kc, bp the packed kc×n, C m rows at ldc (the caller's promise).
+        gemm::run_mm(isa, &mm);
+        r0 += kc;
+    }
+}
+
+/// Whether the AVX-512 path packs A and B or reads them in place. Rows 1 KiB or more apart
+/// alias in L1 (and the 1×1-pixel layers' rows are 2-4 KiB apart: reading them in place ran
+/// at half the speed); closer rows are read in place, where packing would only add copies of
+/// the long, narrow early-layer operands.
+fn packs(lda: usize, ldb: usize) -> bool {
+    lda.max(ldb) >= 256
+}
+
+/// Packs the A chunk `[kc, m]` (row stride `lda`) into panels of [`MR`] columns: panel `q`
+/// holds `A[p, 12q..12q+12]` for every `p` as `kc` rows of 12 (`out.len() ≥ ⌈m/12⌉·12·kc`;
+/// the tail panel's missing columns are left unread).
+fn pack_a_panels(kc: usize, m: usize, a: &[f32], lda: usize, out: &mut [f32]) {
+    for q in 0..m.div_ceil(MR) {
+        let cols = MR.min(m - q * MR);
+        let panel = &mut out[q * MR * kc..(q + 1) * MR * kc];
+        if cols == MR {
+            // Constant-length copies (inlined moves, not a memcpy call per 12 floats).
+            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                let src: &[f32; MR] = a[p * lda + q * MR..][..MR].try_into().expect("12 floats");
+                dst.copy_from_slice(src);
+            }
+        } else {
+            for p in 0..kc {
+                panel[p * MR..p * MR + cols].copy_from_slice(&a[p * lda + q * MR..][..cols]);
+            }
         }
     }
 }
@@ -123,7 +184,12 @@ pub fn pack_b(k: usize, n: usize, b: &[f32], ldb: usize, trans: bool, out: &mut 
     for p in 0..n.div_ceil(NR) {
         let cols = NR.min(n - p * NR);
         let panel = &mut out[p * k * NR..(p + 1) * k * NR];
-        if !trans {
+        if !trans && cols == NR {
+            for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                let src: &[f32; NR] = b[kk * ldb + p * NR..][..NR].try_into().expect("16 floats");
+                dst.copy_from_slice(src);
+            }
+        } else if !trans {
             for kk in 0..k {
                 let dst = &mut panel[kk * NR..(kk + 1) * NR];
                 dst[..cols].copy_from_slice(&b[kk * ldb + p * NR..][..cols]);
@@ -148,27 +214,37 @@ pub fn pack_b(k: usize, n: usize, b: &[f32], ldb: usize, trans: bool, out: &mut 
     }
 }
 
-/// `c[m, n] = Aᵀ·B` over `k` rows (see [`AtB::add`] for the strides), split over `threads`.
+/// `c[m, n] = Aᵀ·B` over `k` rows (see [`AtB::add`] for the strides), split over `threads` by
+/// blocks of rows of `C` (bit-identical for any thread count).
 #[allow(clippy::too_many_arguments)]
 pub fn at_b(k: usize, m: usize, n: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], threads: usize) {
     assert_eq!(c.len(), m * n, "at_b: C length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return;
+    }
+    assert!(lda >= m && ldb >= n, "at_b: strides smaller than the rows");
+    assert!(a.len() >= (k - 1) * lda + m && b.len() >= (k - 1) * ldb + n, "at_b: A or B too short");
+    let panels = m.div_ceil(MR);
     let threads = super::threads_for(k * m * n, threads);
-    let parts = super::map_parts(k, threads, |r| {
-        let mut acc = AtB::new(m, n);
-        if !r.is_empty() {
-            acc.add(r.len(), &a[r.start * lda..], lda, &b[r.start * ldb..], ldb);
-        }
-        acc.c
+    let cp = SendPtr(c.as_mut_ptr());
+    split_rows(panels, threads, |q| {
+        let rows = q.start * MR..(q.end * MR).min(m);
+        let mut scratch = Scratch::default();
+        // SAFETY: bounds checked above; each part writes the C rows of its own panels.
+        unsafe { at_b_rows(k, rows.len(), n, a.as_ptr().add(rows.start), lda, b.as_ptr(), ldb, { cp }.0.add(rows.start * n), n, true, &mut scratch) };
     });
-    super::reduce_into(parts, c);
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
-    /// Rows of C (columns of A) per register tile.
-    const MR: usize = 12;
+    use super::super::super::gemm::{self, NR};
+    use super::MR;
 
     macro_rules! dispatch {
         ($rows:expr, $v:expr, $call:ident; $($r:literal)*) => {
@@ -179,14 +255,40 @@ mod avx512 {
         };
     }
 
-    /// `C[m, n] (= or +=) Σ_{p < kc} A[p, ·]ᵀ B[p, ·]` (C row stride n).
+    /// `C[m, n] (= or +=) Σ_{p < kc} A[p, ·]ᵀ B[p, ·]` from packed A panels
+    /// ([`super::pack_a_panels`]) and packed B (the gemm's 16-column panels).
+    ///
+    /// # Safety
+    /// `ap` and `bp` must be packed for `kc`, `m` and `n`; C must hold m rows of n at stride
+    /// `ldc`; the CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn at_b_packed(kc: usize, m: usize, n: usize, ap: &[f32], bp: &[f32], c: *mut f32, ldc: usize, first: bool) {
+        debug_assert!(ap.len() >= m.div_ceil(MR) * MR * kc && bp.len() >= gemm::packed_len(kc, n));
+        let mut i0 = 0;
+        while i0 < m {
+            let rows = MR.min(m - i0);
+            let a = ap.as_ptr().add(i0 * kc);
+            let mut j0 = 0;
+            while j0 < n {
+                let cols = 32.min(n - j0);
+                let v = if cols > 16 { 2 } else { 1 };
+                let f = dispatch!(rows, v, tile; 1 2 3 4 5 6 7 8 9 10 11 12);
+                f(kc, a, bp.as_ptr().add(j0 * kc), kc * NR, c.add(i0 * ldc + j0), ldc, cols, first);
+                j0 += 32;
+            }
+            i0 += MR;
+        }
+    }
+
+    /// [`at_b_packed`] reading A and B in place (rows `lda` / `ldb` apart).
     ///
     /// # Safety
     /// A and B must hold `kc` rows of at least `m` / `n` values at strides `lda` / `ldb`;
-    /// C must hold m×n; the CPU must have AVX-512F.
+    /// C must hold m rows of n at stride `ldc`; the CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn at_b_chunk(kc: usize, m: usize, n: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, first: bool) {
+    pub(super) unsafe fn at_b_direct(kc: usize, m: usize, n: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, first: bool) {
         let mut i0 = 0;
         while i0 < m {
             let rows = MR.min(m - i0);
@@ -194,8 +296,8 @@ mod avx512 {
             while j0 < n {
                 let cols = 32.min(n - j0);
                 let v = if cols > 16 { 2 } else { 1 };
-                let f = dispatch!(rows, v, tile; 1 2 3 4 5 6 7 8 9 10 11 12);
-                f(kc, a.add(i0), lda, b.add(j0), ldb, c.add(i0 * n + j0), n, cols, first);
+                let f = dispatch!(rows, v, tile_direct; 1 2 3 4 5 6 7 8 9 10 11 12);
+                f(kc, a.add(i0), lda, b.add(j0), ldb, c.add(i0 * ldc + j0), ldc, cols, first);
                 j0 += 32;
             }
             i0 += MR;
@@ -205,7 +307,7 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize, const V: usize>(kc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, cols: usize, first: bool) {
+    unsafe fn tile_direct<const R: usize, const V: usize>(kc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, cols: usize, first: bool) {
         let mut masks = [0xffffu16; V];
         for (v, mk) in masks.iter_mut().enumerate() {
             let cv = cols.saturating_sub(v * 16).min(16);
@@ -226,6 +328,45 @@ mod avx512 {
                 *x = _mm512_maskz_loadu_ps(masks[v], bp.add(v * 16));
             }
             let ap = a.add(p * lda);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(r));
+                for v in 0..V {
+                    row[v] = _mm512_fmadd_ps(av, bv[v], row[v]);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for v in 0..V {
+                _mm512_mask_storeu_ps(c.add(r * ldc + v * 16), masks[v], row[v]);
+            }
+        }
+    }
+
+    /// One `R × 16V` tile: per row `p`, `V` loads of the packed B panels (`panel_stride`
+    /// apart; zero-padded past `n`) and `R` broadcasts from the packed A panel.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const R: usize, const V: usize>(kc: usize, a: *const f32, b: *const f32, panel_stride: usize, c: *mut f32, ldc: usize, cols: usize, first: bool) {
+        let mut masks = [0xffffu16; V];
+        for (v, mk) in masks.iter_mut().enumerate() {
+            let cv = cols.saturating_sub(v * 16).min(16);
+            *mk = ((1u32 << cv) - 1) as u16;
+        }
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        if !first {
+            for (r, row) in acc.iter_mut().enumerate() {
+                for v in 0..V {
+                    row[v] = _mm512_maskz_loadu_ps(masks[v], c.add(r * ldc + v * 16));
+                }
+            }
+        }
+        for p in 0..kc {
+            let mut bv = [_mm512_setzero_ps(); V];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(b.add(v * panel_stride + p * NR));
+            }
+            let ap = a.add(p * MR);
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ap.add(r));
                 for v in 0..V {

@@ -289,4 +289,28 @@ mod tests {
         assert_eq!(Split::choose(1, 64, 64 * 64, 2), Split::Serial);
         assert_eq!(Split::choose(1, 40, 40 * 10_000, 2), Split::Rows);
     }
+
+    /// The pool's hand-off cost: a job of empty parts, back to back (what a layer pays on top
+    /// of its work). Ignored by default; `cargo test --release -p mobilenetc-runtime --lib
+    /// dispatch -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn dispatch_overhead() {
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        let hits = AtomicUsize::new(0);
+        for parts in [2, 4, 8] {
+            let mut t: Vec<f64> = (0..20_000)
+                .map(|_| {
+                    let s = std::time::Instant::now();
+                    super::run_parts(parts, &|_| {
+                        hits.fetch_add(1, Relaxed);
+                    });
+                    s.elapsed().as_secs_f64()
+                })
+                .collect();
+            t.sort_by(f64::total_cmp);
+            println!("{parts} parts: median {:.2} µs, p90 {:.2} µs, best {:.2} µs", t[t.len() / 2] * 1e6, t[t.len() * 9 / 10] * 1e6, t[0] * 1e6);
+        }
+        assert_eq!(hits.load(Relaxed), 20_000 * 14);
+    }
 }

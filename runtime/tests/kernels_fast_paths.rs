@@ -102,7 +102,7 @@ fn first_conv_reads_nchw_only_when_it_applies() {
     assert!(dilated.check_nchw().is_err());
 }
 
-/// Pointwise convs with fewer pixels than output channels (a MobileNet's late layers at batch 1,
+/// Pointwise convs with few pixels and many output channels (a MobileNet's late layers at batch 1,
 /// 7×7 down to 1×1) split over threads by column panels: against the reference, and
 /// bit-identical to one thread (in `check`), including partial last panels.
 #[test]
@@ -196,8 +196,8 @@ fn pool_many_thread_counts_and_concurrent_callers() {
 #[test]
 fn dwpw_matches_the_unfused_pair() {
     let mut r = rng(50);
-    // The last four before the odd one split by column panels at 2 and 3 threads (the seed's
-    // 2×2 and 1×1 blocks among them, one with a partial last panel).
+    // 7×7 and the two 2×2 ones split by column panels at 2 and 3 threads (the seed's 2×2 and
+    // 1×1 blocks, one with a partial last panel); 14×14 by rows.
     let cases = [(1, 112, 32, 64, 1), (1, 112, 64, 128, 2), (2, 9, 20, 33, 1), (1, 14, 512, 512, 1), (1, 7, 1024, 1024, 1), (1, 2, 512, 512, 1), (1, 2, 512, 1000, 2), (3, 5, 7, 3, 2)];
     for (i, (n, hw, c, co, s)) in cases.into_iter().enumerate() {
         let dw = conv(n, [hw, hw], [c, c], c, [3, 3], [s, s], [1, 1, 1, 1], rand_act(&mut r));

@@ -212,8 +212,8 @@ impl Conv2d {
     }
 
     /// Runs the convolution split over `threads` threads: by output rows (`n·oh` of them), or,
-    /// for a pointwise conv with fewer pixels than output channels, by panels of 16 output
-    /// channels (see [`Split::choose`]).
+    /// for a pointwise conv with few pixels (at most a quarter of the output channels), by
+    /// panels of 16 output channels (see [`Split::choose`]).
     #[inline]
     pub fn run_threads(&self, input: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32], threads: usize) {
         assert_eq!(input.len(), self.input_len(), "conv: input length");

@@ -40,8 +40,8 @@ impl Dense {
     }
 
     /// Runs the layer split over `threads` threads: by rows (the batch), or by panels of 16
-    /// columns when the rows are fewer than the columns (at batch 1 the layer is a
-    /// matrix-vector product bound by streaming the weights: each thread streams its share).
+    /// columns when the rows are few (at batch 1 the layer is a matrix-vector product bound by
+    /// streaming the weights: each thread streams its share).
     #[inline]
     pub fn run_threads(&self, input: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32], threads: usize) {
         assert_eq!(input.len(), self.input_len(), "dense: input length");

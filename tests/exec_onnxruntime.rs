@@ -59,10 +59,10 @@ fn constructed(alpha: f32, resolution: usize, dir: &Path) {
     let what = format!("mobilenet_v1 α={alpha} ρ={resolution}");
     let exec = compare(&path, 1, &what);
     // The passes fold every BN and fuse every ReLU6, and lowering fuses each depthwise conv
-    // with the pointwise conv after it: one NCHW → NHWC conversion at the input, the first
-    // conv, 13 fused depthwise-separable blocks and the head, nothing else.
+    // with the pointwise conv after it: the first conv (reading the NCHW input in place, no
+    // conversion), 13 fused depthwise-separable blocks and the head, nothing else.
     let kinds: Vec<&str> = exec.schedule().steps.iter().map(|s| s.kernel.kind()).collect();
-    let mut want = vec!["transpose", "conv"];
+    let mut want = vec!["conv_nchw"];
     want.extend(["dwpw"; 13]);
     want.push("head");
     assert_eq!(kinds, want, "{what}");

@@ -61,3 +61,28 @@ fn bench_mobilenet_kernels() {
         bench_conv("conv1 224x224x3->32 s2", first, threads);
     }
 }
+
+/// The few-pixel pointwise layers of a MobileNet at batch 1 (the seed's 2×2 and 1×1 blocks,
+/// 1.0-224's 7×7 ones), at 1 and 2 threads (2: split by column panels). Eight copies of the
+/// weights are cycled so each run streams its weights from memory, as in a whole inference.
+#[test]
+#[ignore]
+fn bench_few_pixel_pointwise() {
+    for (hw, ci, co) in [(1, 1024, 1024), (2, 512, 512), (7, 1024, 1024)] {
+        let cv = Conv2d::new(1, hw, hw, ci, co, 1, [1, 1], [1, 1], [1, 1], [0; 4], Act::RELU6);
+        let mut r = rng(2);
+        let x = rand_vec(&mut r, cv.input_len());
+        let packs: Vec<Vec<f32>> = (0..8).map(|_| cv.pack_weights(&rand_vec(&mut r, cv.weights_len()))).collect();
+        let bias = rand_vec(&mut r, cv.c_out);
+        let mut out = vec![0.0; cv.output_len()];
+        for threads in [1, 2, 1, 2] {
+            let mut i = 0;
+            let (best, median) = time_secs(400, || {
+                cv.run_threads(&x, &packs[i % 8], &bias, &mut out, threads);
+                i += 1;
+            });
+            let gbs = (4 * cv.packed_weights_len()) as f64 / 1e9;
+            println!("pw {hw}x{hw} {ci}->{co} threads {threads}: best {:>7.1} µs ({:>5.1} GB/s of weights), median {:>7.1} µs ({:>5.1} GB/s)", best * 1e6, gbs / best, median * 1e6, gbs / median);
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! The speed paths against a plain f64 reference on every ISA variant: the direct first-conv
 //! kernel (small patches), the AVX-512 depthwise 3×3 register blocks (wide rows so full blocks,
 //! partial blocks and borders all run; channel counts with masked tails), and the thread pool
-//! (bit-identical for every thread count, concurrent callers), and the fused depthwise +
-//! pointwise kernel.
+//! (bit-identical for every thread count, concurrent callers, split by rows or by column panels),
+//! the first conv reading NCHW, and the fused depthwise + pointwise kernel.
 
 mod common;
 
@@ -63,6 +63,16 @@ fn check(cv: Conv2d, seed: u64) {
             cv.run_threads(&xh, &packed, &bias, &mut out_t, threads);
             assert!(out_t.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()), "{cv:?} on {isa:?}: {threads} threads differ from one");
         }
+        // A first conv also reads NCHW in place: the same taps in the same order, so the same
+        // bits as after a transpose (and so within the reference's tolerance).
+        if cv.reads_nchw() {
+            for threads in [1, 2, 3] {
+                let mut out_n = vec![f32::NAN; cv.output_len()];
+                cv.run_nchw_threads(&x, &packed, &bias, &mut out_n, threads);
+                assert_close(&format!("{cv:?} NCHW on {isa:?}"), &to_nchw(&out_n, cv.n, cv.c_out, cv.oh, cv.ow), &reference, k);
+                assert!(out_n.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()), "{cv:?} on {isa:?}: NCHW input, {threads} threads differ from NHWC");
+            }
+        }
     });
 }
 
@@ -80,6 +90,26 @@ fn first_conv_mobilenet_shapes() {
     check(conv(1, [224, 224], [3, 32], 1, [3, 3], [2, 2], [0, 0, 1, 1], Act::RELU6), 13);
     // The seed's 32×32 network.
     check(conv(2, [32, 32], [3, 32], 1, [3, 3], [2, 2], [0, 0, 1, 1], Act::RELU6), 14);
+}
+
+#[test]
+fn first_conv_reads_nchw_only_when_it_applies() {
+    assert!(conv(1, [224, 224], [3, 32], 1, [3, 3], [2, 2], [1, 1, 1, 1], Act::RELU6).check_nchw().is_ok());
+    // A 3×3 conv on 32 channels is im2col's: its patch is too long for the direct kernel.
+    let wide = conv(1, [16, 16], [32, 32], 1, [3, 3], [1, 1], [1, 1, 1, 1], Act::RELU6);
+    assert!(!wide.reads_nchw() && wide.check_nchw().is_err());
+    let dilated = Conv2d::new(1, 16, 16, 3, 8, 1, [3, 3], [1, 1], [2, 2], [2, 2, 2, 2], Act::None);
+    assert!(dilated.check_nchw().is_err());
+}
+
+/// Pointwise convs with few pixels and many output channels (a MobileNet's late layers at batch 1,
+/// 7×7 down to 1×1) split over threads by column panels: against the reference, and
+/// bit-identical to one thread (in `check`), including partial last panels.
+#[test]
+fn pointwise_few_pixels_split_by_panels() {
+    for (i, (n, hw, ci, co)) in [(1, 1, 1024, 1024), (1, 2, 512, 512), (1, 1, 512, 1000), (2, 1, 300, 520), (1, 7, 1024, 1024), (1, 4, 256, 250), (1, 3, 700, 90)].into_iter().enumerate() {
+        check(conv(n, [hw, hw], [ci, co], 1, [1, 1], [1, 1], [0; 4], Act::RELU6), 400 + i as u64);
+    }
 }
 
 #[test]
@@ -166,7 +196,9 @@ fn pool_many_thread_counts_and_concurrent_callers() {
 #[test]
 fn dwpw_matches_the_unfused_pair() {
     let mut r = rng(50);
-    let cases = [(1, 112, 32, 64, 1), (1, 112, 64, 128, 2), (2, 9, 20, 33, 1), (1, 14, 512, 512, 1), (1, 7, 1024, 1024, 1), (3, 5, 7, 3, 2)];
+    // 7×7 and the two 2×2 ones split by column panels at 2 and 3 threads (the seed's 2×2 and
+    // 1×1 blocks, one with a partial last panel); 14×14 by rows.
+    let cases = [(1, 112, 32, 64, 1), (1, 112, 64, 128, 2), (2, 9, 20, 33, 1), (1, 14, 512, 512, 1), (1, 7, 1024, 1024, 1), (1, 2, 512, 512, 1), (1, 2, 512, 1000, 2), (3, 5, 7, 3, 2)];
     for (i, (n, hw, c, co, s)) in cases.into_iter().enumerate() {
         let dw = conv(n, [hw, hw], [c, c], c, [3, 3], [s, s], [1, 1, 1, 1], rand_act(&mut r));
         let pw = conv(n, [dw.oh, dw.ow], [c, co], 1, [1, 1], [1, 1], [0; 4], rand_act(&mut r));

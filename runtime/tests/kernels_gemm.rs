@@ -92,7 +92,8 @@ fn transposed_packing_matches() {
 #[test]
 fn dense_fc_layers() {
     let mut r = rng(23);
-    for (i, &(m, k, n)) in [(1, 1024, 1000), (3, 1024, 10), (128, 256, 10), (2, 5, 1), (7, 33, 17)].iter().enumerate() {
+    // Batch 1 and 2 with many classes run split by column panels on threads; many rows by rows.
+    for (i, &(m, k, n)) in [(1, 1024, 1000), (3, 1024, 10), (128, 256, 10), (2, 5, 1), (7, 33, 17), (2, 700, 600), (1, 300, 1000), (300, 700, 40)].iter().enumerate() {
         let d = Dense { m, k, n, act: rand_act(&mut r) };
         let x = rand_vec(&mut r, m * k);
         let wt = rand_vec(&mut r, n * k); // PyTorch layout [n, k]
@@ -109,6 +110,11 @@ fn dense_fc_layers() {
             let mut out = vec![0.0; m * n];
             d.run(&x, &packed, &bias, &mut out);
             assert_close(&format!("dense {i} {isa:?}"), &out, &reference, k);
+            for threads in [2, 3, 4] {
+                let mut out_t = vec![f32::NAN; m * n];
+                d.run_threads(&x, &packed, &bias, &mut out_t, threads);
+                assert!(out_t.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()), "dense {i} {isa:?}: {threads} threads differ from one");
+            }
         });
     }
 }

@@ -70,7 +70,7 @@ fn conv(c: &Conv2d) -> TokenStream {
 pub(super) fn kernel_const(kernel: &Kernel) -> Option<(TokenStream, TokenStream)> {
     let u = usize_lit;
     Some(match kernel {
-        Kernel::Conv(c) => (quote!(k::Conv2d), conv(c)),
+        Kernel::Conv(c) | Kernel::ConvNchw(c) => (quote!(k::Conv2d), conv(c)),
         Kernel::DwPw(f) => {
             let (dw, pw) = (conv(&f.dw), conv(&f.pw));
             (quote!(k::DwPw), quote!(k::DwPw { dw: #dw, pw: #pw }))
@@ -168,11 +168,12 @@ pub(super) fn kernel_call(kernel: &Kernel, p: &TokenStream, xs: &[proc_macro2::I
         // The kernels that split their output rows over threads (`t`, the model's setting).
         Kernel::Conv(_) | Kernel::Dense(_) | Kernel::Head(_) => quote!(#p.run_threads(#(#xs,)* y, t)),
         Kernel::DwPw(_) => quote!(#p.run_threads(#(#xs,)* y, t)),
+        Kernel::ConvNchw(_) => quote!(#p.run_nchw_threads(#(#xs,)* y, t)),
         _ => quote!(#p.run(#(#xs,)* y)),
     }
 }
 
 /// Whether the kernel call of [`kernel_call`] takes the thread count `t`.
 pub(super) fn takes_threads(kernel: &Kernel) -> bool {
-    matches!(kernel, Kernel::Conv(_) | Kernel::Dense(_) | Kernel::Head(_) | Kernel::DwPw(_))
+    matches!(kernel, Kernel::Conv(_) | Kernel::ConvNchw(_) | Kernel::Dense(_) | Kernel::Head(_) | Kernel::DwPw(_))
 }

@@ -91,7 +91,7 @@ impl Executor {
 /// Packs weights supplied at run time for the kernel that reads them.
 fn pack_at_run(kernel: &Kernel, raw: &[f32]) -> Vec<f32> {
     match kernel {
-        Kernel::Conv(k) => k.pack_weights(raw),
+        Kernel::Conv(k) | Kernel::ConvNchw(k) => k.pack_weights(raw),
         Kernel::Gemm(k) => k.pack_b(raw),
         other => unreachable!("lowering never asks {} to pack at run time", other.kind()),
     }
@@ -143,6 +143,7 @@ pub fn run_step_threads(step: &Step, arena: &mut [f32], weights: &[f32], threads
         .collect();
     match &step.kernel {
         Kernel::Conv(k) => k.run_threads(x[0], x[1], x[2], y, threads),
+        Kernel::ConvNchw(k) => k.run_nchw_threads(x[0], x[1], x[2], y, threads),
         Kernel::DwPw(k) => k.run_threads(x[0], x[1], x[2], x[3], x[4], y, threads),
         Kernel::Dense(k) => k.run_threads(x[0], x[1], x[2], y, threads),
         Kernel::Gemm(k) => k.run(x[0], x[1], x[2], y),

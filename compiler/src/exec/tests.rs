@@ -71,7 +71,7 @@ fn tf2onnx_style_nhwc_edges_need_no_conversion() {
 }
 
 #[test]
-fn nchw_edges_convert_once_and_residual_adds_stay_channels_last() {
+fn nchw_edges_convert_at_most_once_and_residual_adds_stay_channels_last() {
     let mut g = Graph::new("residual");
     let x = g.add_input("x", vec![2, 3, 5, 5]);
     let w0 = constant(&mut g, "w0", vec![4, 3, 3, 3], 3);
@@ -89,7 +89,34 @@ fn nchw_edges_convert_once_and_residual_adds_stay_channels_last() {
     let (_, e) = g.add_op("add_full", Op::Add, vec![d, full], vec![2, 4, 5, 5]);
     g.outputs.push(e);
     let exec = check(&g);
-    assert_eq!(transposes(&exec), 2, "one conversion in, one out");
+    // The first conv reads the NCHW input in place; the output is converted back once.
+    assert_eq!(exec.schedule().steps[0].kernel.kind(), "conv_nchw");
+    assert_eq!(transposes(&exec), 1, "no conversion in, one out");
+}
+
+#[test]
+fn first_conv_reads_nchw_unless_a_conversion_exists() {
+    // The conv comes first: it reads the input in place; the residual add converts the input.
+    let mut g = Graph::new("conv_first");
+    let x = g.add_input("x", vec![2, 3, 6, 7]);
+    let w = constant(&mut g, "w", vec![3, 3, 3, 3], 9);
+    let (_, c) = g.add_op("conv", conv(3, 1, 1, 1), vec![x, w], vec![2, 3, 6, 7]);
+    let (_, s) = g.add_op("add", Op::Add, vec![c, x], vec![2, 3, 6, 7]);
+    g.outputs.push(s);
+    let exec = check(&g);
+    let kinds: Vec<&str> = exec.schedule().steps.iter().map(|s| s.kernel.kind()).collect();
+    assert_eq!(kinds, ["conv_nchw", "transpose", "binary", "transpose"]);
+    // A pool converts the input first: the conv then shares that NHWC copy.
+    let mut g = Graph::new("pool_first");
+    let x = g.add_input("x", vec![1, 3, 6, 6]);
+    let (_, p) = g.add_op("maxpool", Op::MaxPool(pool(3, 1, [1, 1, 1, 1], false, false)), vec![x], vec![1, 3, 6, 6]);
+    let w = constant(&mut g, "w", vec![4, 3, 3, 3], 10);
+    let (_, c) = g.add_op("conv", conv(3, 1, 1, 1), vec![x, w], vec![1, 4, 6, 6]);
+    g.outputs.push(p);
+    g.outputs.push(c);
+    let exec = check(&g);
+    let kinds: Vec<&str> = exec.schedule().steps.iter().map(|s| s.kernel.kind()).collect();
+    assert_eq!(kinds, ["transpose", "pool", "conv", "transpose", "transpose"]);
 }
 
 #[test]

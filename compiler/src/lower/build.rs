@@ -305,7 +305,12 @@ impl<'g> Builder<'g> {
                 if [conv.n, conv.c_out, conv.oh, conv.ow] != out_shape[..] {
                     return Err(err(format!("the kernel computes [{}, {}, {}, {}] but the graph says {out_shape:?}", conv.n, conv.c_out, conv.oh, conv.ow)));
                 }
-                let xa = PArg::Buf(self.want(x, Layout::Nhwc)?);
+                // A first conv on the NCHW image input reads it in place: the transpose to NHWC
+                // costs half as much as the conv itself at 224×224 (unless another reader has
+                // made it already).
+                let v = self.value(x)?;
+                let nchw = v.layout == Layout::RowMajor && !trivial(&xs) && conv.reads_nchw() && !self.converted.contains_key(&(x, Layout::Nhwc));
+                let xa = PArg::Buf(if nchw { v.buf } else { self.want(x, Layout::Nhwc)? });
                 let wa = if g.is_constant(w) {
                     self.params += conv.weights_len() as u64;
                     PArg::Blob(self.blob_of(w, "conv", |d| conv.pack_weights(d)))
@@ -314,7 +319,8 @@ impl<'g> Builder<'g> {
                 };
                 let ba = self.bias(node.inputs.get(2).copied(), c_out)?;
                 let fuse_with = self.fusable_depthwise(x, &conv, &[wa, ba]);
-                let b = self.kernel_step(name, op, Kernel::Conv(conv), vec![xa, wa, ba], out_len);
+                let kernel = if nchw { Kernel::ConvNchw(conv) } else { Kernel::Conv(conv) };
+                let b = self.kernel_step(name, op, kernel, vec![xa, wa, ba], out_len);
                 if let Some((i, dw_input)) = fuse_with {
                     // The fused kernel reads the depthwise input while it writes this output:
                     // keep that input alive through this step so the two never share storage.

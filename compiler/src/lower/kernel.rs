@@ -40,6 +40,9 @@ pub enum Arg {
 pub enum Kernel {
     /// args: x, packed weights, bias
     Conv(Conv2d),
+    /// A first conv reading its NCHW input in place (instead of after a transpose to NHWC;
+    /// see [`Conv2d::run_nchw_threads`]); writes NHWC. args: x (NCHW), packed weights, bias
+    ConvNchw(Conv2d),
     /// A depthwise conv and the pointwise conv that alone reads its output, fused (see
     /// [`super::fuse`]). args: x, depthwise weights, depthwise bias, pointwise weights,
     /// pointwise bias
@@ -83,6 +86,7 @@ impl Kernel {
                 mobilenetc_runtime::kernels::ConvPath::Depthwise => "depthwise",
                 mobilenetc_runtime::kernels::ConvPath::General => "conv",
             },
+            Kernel::ConvNchw(_) => "conv_nchw",
             Kernel::DwPw(_) => "dwpw",
             Kernel::Dense(_) => "dense",
             Kernel::Gemm(_) => "gemm",
@@ -104,7 +108,7 @@ impl Kernel {
     /// Multiply-accumulates of one run (conv and fully connected layers; 0 for the rest).
     pub fn mult_adds(&self) -> u64 {
         (match self {
-            Kernel::Conv(c) => c.mult_adds(),
+            Kernel::Conv(c) | Kernel::ConvNchw(c) => c.mult_adds(),
             Kernel::DwPw(f) => f.dw.mult_adds() + f.pw.mult_adds(),
             Kernel::Dense(d) => d.mult_adds(),
             Kernel::Gemm(g) => g.m * g.k * g.n,

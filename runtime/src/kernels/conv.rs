@@ -13,7 +13,7 @@
 use std::ops::Range;
 
 use super::gemm::{self, Mm, NR};
-use super::threads::{split_rows, SendPtr};
+use super::threads::{split_rows, SendPtr, Split};
 use super::{depthwise, ensure, first_conv, isa, window_out, Act, KernelError};
 
 /// A 2-D convolution instance. Input `[n, h, w, c_in]`, output `[n, oh, ow, c_out]` (NHWC);
@@ -211,7 +211,9 @@ impl Conv2d {
         self.run_threads(input, packed, bias, out, 1);
     }
 
-    /// Runs the convolution with its output rows (`n·oh` of them) split over `threads` threads.
+    /// Runs the convolution split over `threads` threads: by output rows (`n·oh` of them), or,
+    /// for a pointwise conv with few pixels (at most a quarter of the output channels), by
+    /// panels of 16 output channels (see [`Split::choose`]).
     #[inline]
     pub fn run_threads(&self, input: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32], threads: usize) {
         assert_eq!(input.len(), self.input_len(), "conv: input length");
@@ -220,12 +222,42 @@ impl Conv2d {
         assert_eq!(out.len(), self.output_len(), "conv: output length");
         let op = SendPtr(out.as_mut_ptr());
         let rows = self.n * self.oh;
-        // Tiny layers are not worth a thread.
-        let threads = if self.mult_adds() < 200_000 { 1 } else { threads };
-        split_rows(rows, threads, |r| {
-            // SAFETY: lengths checked above; parts write disjoint output rows.
-            unsafe { self.run_rows_raw(input, packed, bias, { op }.0, r) }
-        });
+        // Only a pointwise conv is a plain matrix product whose columns can be split.
+        let pixels = if self.path() == ConvPath::Pointwise { rows * self.ow } else { usize::MAX };
+        match Split::choose(pixels, self.c_out, self.mult_adds(), threads) {
+            // SAFETY (all three): lengths checked above; parts write disjoint output rows or
+            // disjoint column panels.
+            Split::Serial => unsafe { self.run_rows_raw(input, packed, bias, op.0, 0..rows) },
+            Split::Rows => split_rows(rows, threads, |r| unsafe { self.run_rows_raw(input, packed, bias, { op }.0, r) }),
+            Split::Panels => split_rows(self.c_out.div_ceil(NR), threads, |ps| unsafe {
+                self.pointwise_raw(input, packed, bias, { op }.0, 0..rows * self.ow, ps)
+            }),
+        }
+    }
+
+    /// The pointwise product for output pixels `pix` and column panels `panels` (of 16 output
+    /// channels): the packed weights, bias and output offset to the panels' first column.
+    ///
+    /// # Safety
+    /// As [`Conv2d::run_rows_raw`]; the conv is pointwise.
+    unsafe fn pointwise_raw(&self, input: &[f32], packed: &[f32], bias: &[f32], out: *mut f32, pix: Range<usize>, panels: Range<usize>) {
+        let cols = panels.start * NR..(panels.end * NR).min(self.c_out);
+        let mm = Mm {
+            m: pix.len(),
+            n: cols.len(),
+            kc: self.c_in,
+            a: input.as_ptr().add(pix.start * self.c_in),
+            lda: self.c_in,
+            b: packed.as_ptr().add(panels.start * self.c_in * NR),
+            panel_stride: self.c_in * NR,
+            c: out.add(pix.start * self.c_out + cols.start),
+            ldc: self.c_out,
+            bias: bias.as_ptr().add(cols.start),
+            act: self.act,
+            first: true,
+            last: true,
+        };
+        gemm::run_mm(isa::current(), &mm);
     }
 
     /// Computes output rows `rows` (indices into the `n·oh` rows of the NHWC output).
@@ -234,25 +266,7 @@ impl Conv2d {
     /// Slice lengths must match the parameters; `out` must point at the whole output.
     pub(crate) unsafe fn run_rows_raw(&self, input: &[f32], packed: &[f32], bias: &[f32], out: *mut f32, rows: Range<usize>) {
         match self.path() {
-            ConvPath::Pointwise => {
-                let pix = self.ow * rows.start..self.ow * rows.end;
-                let mm = Mm {
-                    m: pix.len(),
-                    n: self.c_out,
-                    kc: self.c_in,
-                    a: input.as_ptr().add(pix.start * self.c_in),
-                    lda: self.c_in,
-                    b: packed.as_ptr(),
-                    panel_stride: self.c_in * NR,
-                    c: out.add(pix.start * self.c_out),
-                    ldc: self.c_out,
-                    bias: bias.as_ptr(),
-                    act: self.act,
-                    first: true,
-                    last: true,
-                };
-                gemm::run_mm(isa::current(), &mm);
-            }
+            ConvPath::Pointwise => self.pointwise_raw(input, packed, bias, out, self.ow * rows.start..self.ow * rows.end, 0..self.c_out.div_ceil(NR)),
             ConvPath::Depthwise => depthwise::run_rows(self, input, packed, bias, out, 0, rows),
             ConvPath::General if first_conv::applies(self) => first_conv::run_rows(self, input, packed, bias, out, rows),
             ConvPath::General => self.general_rows(input, packed, bias, out, rows),

@@ -1,7 +1,8 @@
 //! Fully connected layers and ONNX Gemm / MatMul, all on the packed matrix product.
 
-use super::gemm;
-use super::{ensure, Act, KernelError};
+use super::gemm::{self, Mm, NR};
+use super::threads::{split_rows, SendPtr, Split};
+use super::{ensure, isa, Act, KernelError};
 
 /// A fully connected layer: `out[m, n] = act(input[m, k] · W[k, n] + bias[n])`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,12 +39,45 @@ impl Dense {
         self.run_threads(input, packed, bias, out, 1)
     }
 
+    /// Runs the layer split over `threads` threads: by rows (the batch), or by panels of 16
+    /// columns when the rows are few (at batch 1 the layer is a matrix-vector product bound by
+    /// streaming the weights: each thread streams its share).
     #[inline]
     pub fn run_threads(&self, input: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32], threads: usize) {
         assert_eq!(input.len(), self.input_len(), "dense: input length");
+        assert_eq!(packed.len(), self.packed_weights_len(), "dense: packed length");
         assert_eq!(bias.len(), self.n, "dense: bias length");
         assert_eq!(out.len(), self.output_len(), "dense: output length");
-        gemm::matmul(self.m, self.k, self.n, input, self.k, packed, Some(bias), self.act, out, self.n, threads);
+        let (m, k, n) = (self.m, self.k, self.n);
+        match Split::choose(m, n, self.mult_adds(), threads) {
+            Split::Serial => gemm::matmul(m, k, n, input, k, packed, Some(bias), self.act, out, n, 1),
+            Split::Rows => gemm::matmul(m, k, n, input, k, packed, Some(bias), self.act, out, n, threads),
+            Split::Panels => {
+                let (cp, isa) = (SendPtr(out.as_mut_ptr()), isa::current());
+                split_rows(n.div_ceil(NR), threads, |ps| {
+                    let cols = ps.start * NR..(ps.end * NR).min(n);
+                    let mm = Mm {
+                        m,
+                        n: cols.len(),
+                        kc: k,
+                        a: input.as_ptr(),
+                        lda: k,
+                        // SAFETY (all pointer offsets): panels `ps` lie inside `packed`, columns
+                        // `cols` inside each row of `out` and inside `bias` (lengths checked).
+                        b: unsafe { packed.as_ptr().add(ps.start * k * NR) },
+                        panel_stride: k * NR,
+                        c: unsafe { { cp }.0.add(cols.start) },
+                        ldc: n,
+                        bias: unsafe { bias.as_ptr().add(cols.start) },
+                        act: self.act,
+                        first: true,
+                        last: true,
+                    };
+                    // SAFETY: bounds as above; parts write disjoint columns.
+                    unsafe { gemm::run_mm(isa, &mm) };
+                });
+            }
+        }
     }
 }
 

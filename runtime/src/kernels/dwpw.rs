@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use super::conv::{Conv2d, ConvPath};
 use super::gemm::{self, Mm, NR};
-use super::threads::{split_rows, SendPtr};
+use super::threads::{split_rows, SendPtr, Split};
 use super::{depthwise, ensure, isa, KernelError};
 
 /// Pixels per band: the matrix product streams all of B (the pointwise weights, up to 4 MB)
@@ -59,8 +59,9 @@ impl DwPw {
         self.pw.output_len()
     }
 
-    /// Runs both convs with the output rows split over `threads` threads. Weights are each
-    /// conv's own packed weights ([`Conv2d::pack_weights`]).
+    /// Runs both convs split over `threads` threads, by output rows or by pointwise column
+    /// panels ([`Split::choose`]). Weights are each conv's own packed weights
+    /// ([`Conv2d::pack_weights`]).
     #[allow(clippy::too_many_arguments)]
     pub fn run_threads(&self, input: &[f32], dw_w: &[f32], dw_b: &[f32], pw_w: &[f32], pw_b: &[f32], out: &mut [f32], threads: usize) {
         assert!(self.check().is_ok(), "dwpw: invalid parameters: {:?}", self.check());
@@ -72,48 +73,55 @@ impl DwPw {
         assert_eq!(out.len(), self.output_len(), "dwpw: output length");
         let op = SendPtr(out.as_mut_ptr());
         let rows = self.dw.n * self.dw.oh;
-        let threads = if self.dw.mult_adds() + self.pw.mult_adds() < 200_000 { 1 } else { threads };
-        split_rows(rows, threads, |r| {
-            // SAFETY: lengths checked above; parts write disjoint output rows.
-            unsafe { self.rows_raw(input, dw_w, dw_b, pw_w, pw_b, { op }.0, r) }
-        });
+        let panels = self.pw.c_out.div_ceil(NR);
+        let split = Split::choose(rows * self.dw.ow, self.pw.c_out, self.dw.mult_adds() + self.pw.mult_adds(), threads);
+        // SAFETY (all three): lengths checked above; parts write disjoint output rows, or
+        // disjoint column panels (each part then computes the whole depthwise output for
+        // itself: at the few pixels where panels are chosen, that is ~1% of the pointwise work).
+        match split {
+            Split::Serial => unsafe { self.rows_raw(input, dw_w, dw_b, pw_w, pw_b, op.0, 0..rows, 0..panels) },
+            Split::Rows => split_rows(rows, threads, |r| unsafe { self.rows_raw(input, dw_w, dw_b, pw_w, pw_b, { op }.0, r, 0..panels) }),
+            Split::Panels => split_rows(panels, threads, |ps| unsafe { self.rows_raw(input, dw_w, dw_b, pw_w, pw_b, { op }.0, 0..rows, ps) }),
+        }
     }
 
+    /// Output rows `rows`, columns of pointwise panels `panels`.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn rows_raw(&self, input: &[f32], dw_w: &[f32], dw_b: &[f32], pw_w: &[f32], pw_b: &[f32], out: *mut f32, rows: Range<usize>) {
+    unsafe fn rows_raw(&self, input: &[f32], dw_w: &[f32], dw_b: &[f32], pw_w: &[f32], pw_b: &[f32], out: *mut f32, rows: Range<usize>, panels: Range<usize>) {
         let (dw, pw) = (&self.dw, &self.pw);
+        let cols = panels.start * NR..(panels.end * NR).min(pw.c_out);
         // Bands of equal height, each about BAND_PIXELS pixels (at least one row).
         let bands = (rows.len() * dw.ow).div_ceil(BAND_PIXELS).max(1);
         let band = rows.len().div_ceil(bands).max(1);
         let isa = isa::current();
         BAND.with_borrow_mut(|buf| {
-        let lines = (band * dw.ow * dw.c_out).div_ceil(16);
-        if buf.len() < lines {
-            buf.resize(lines, Line([0.0; 16]));
-        }
-        let buf = buf.as_mut_ptr() as *mut f32;
-        let mut r0 = rows.start;
-        while r0 < rows.end {
-            let r1 = (r0 + band).min(rows.end);
-            depthwise::run_rows(dw, input, dw_w, dw_b, buf, r0, r0..r1);
-            let mm = Mm {
-                m: (r1 - r0) * pw.w,
-                n: pw.c_out,
-                kc: pw.c_in,
-                a: buf,
-                lda: pw.c_in,
-                b: pw_w.as_ptr(),
-                panel_stride: pw.c_in * NR,
-                c: out.add(r0 * pw.w * pw.c_out),
-                ldc: pw.c_out,
-                bias: pw_b.as_ptr(),
-                act: pw.act,
-                first: true,
-                last: true,
-            };
-            gemm::run_mm(isa, &mm);
-            r0 = r1;
-        }
+            let lines = (band * dw.ow * dw.c_out).div_ceil(16);
+            if buf.len() < lines {
+                buf.resize(lines, Line([0.0; 16]));
+            }
+            let buf = buf.as_mut_ptr() as *mut f32;
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let r1 = (r0 + band).min(rows.end);
+                depthwise::run_rows(dw, input, dw_w, dw_b, buf, r0, r0..r1);
+                let mm = Mm {
+                    m: (r1 - r0) * pw.w,
+                    n: cols.len(),
+                    kc: pw.c_in,
+                    a: buf,
+                    lda: pw.c_in,
+                    b: pw_w.as_ptr().add(panels.start * pw.c_in * NR),
+                    panel_stride: pw.c_in * NR,
+                    c: out.add(r0 * pw.w * pw.c_out + cols.start),
+                    ldc: pw.c_out,
+                    bias: pw_b.as_ptr().add(cols.start),
+                    act: pw.act,
+                    first: true,
+                    last: true,
+                };
+                gemm::run_mm(isa, &mm);
+                r0 = r1;
+            }
         });
     }
 }

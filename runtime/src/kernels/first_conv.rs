@@ -9,15 +9,22 @@
 //! contiguous in the strip, and the packed weights (the general path's panels, tap order
 //! (ky, kx, ci)) are read one 16-wide row per tap.
 //!
-//! The accumulation order (bias, then taps in (ky, kx, ci) order) is the same on every ISA and
-//! for any thread count.
+//! The same kernel reads an NCHW input directly (a model's image input, which otherwise goes
+//! through a transpose of its own first): the strip then holds the `kh` rows of each channel
+//! plane (`[c_in, kh, wp]`, filled by whole-row copies), and the tile reads its taps through a
+//! table of strip offsets instead of consecutive floats.
+//!
+//! The accumulation order (bias, then taps in (ky, kx, ci) order) is the same on every ISA, for
+//! any thread count and for both input layouts, so the NCHW path is bit-identical to a
+//! transpose followed by the NHWC path.
 
 use std::ops::Range;
 
 use super::conv::Conv2d;
 use super::gemm::NR;
 use super::isa::{self, Isa};
-use super::Act;
+use super::threads::{split_rows, SendPtr, MIN_SPLIT_MULT_ADDS};
+use super::{ensure, Act, KernelError};
 
 /// Floats of the per-thread padded strip (on the stack).
 const STRIP_FLOATS: usize = 12 * 1024;
@@ -35,33 +42,99 @@ pub(crate) const fn applies(cv: &Conv2d) -> bool {
         && !(cv.kh == 1 && cv.kw == 1)
 }
 
-/// Computes output rows `rows` (of the `n·oh` NHWC output rows). `packed` is in the general
-/// path's layout (one group).
+impl Conv2d {
+    /// Whether [`Conv2d::run_nchw_threads`] takes this conv (a first conv: one group, no
+    /// dilation, a patch of at most 64 taps·channels).
+    pub const fn reads_nchw(&self) -> bool {
+        applies(self)
+    }
+
+    /// Length of the NCHW input [`Conv2d::run_nchw_threads`] reads (the same as NHWC).
+    pub const fn nchw_input_len(&self) -> usize {
+        self.input_len()
+    }
+
+    /// Checks the parameters and that the direct kernel takes them.
+    pub fn check_nchw(&self) -> Result<(), KernelError> {
+        self.check()?;
+        ensure!(applies(self), "conv: only a small-patch conv (one group, no dilation, kh·kw·c_in ≤ {MAX_PATCH}) reads NCHW input ({self:?})");
+        Ok(())
+    }
+
+    /// Runs the conv on an NCHW input (`[n, c_in, h, w]`), writing the usual NHWC output, with
+    /// the output rows split over `threads` threads. Bit-identical to transposing the input to
+    /// NHWC and calling [`Conv2d::run_threads`]. Weights as [`Conv2d::pack_weights`] packs them.
+    pub fn run_nchw_threads(&self, input: &[f32], packed: &[f32], bias: &[f32], out: &mut [f32], threads: usize) {
+        assert!(self.check_nchw().is_ok(), "conv (NCHW input): {:?}", self.check_nchw());
+        assert_eq!(input.len(), self.input_len(), "conv: input length");
+        assert_eq!(packed.len(), self.packed_weights_len(), "conv: packed weight length");
+        assert_eq!(bias.len(), self.c_out, "conv: bias length");
+        assert_eq!(out.len(), self.output_len(), "conv: output length");
+        let op = SendPtr(out.as_mut_ptr());
+        let threads = if self.mult_adds() < MIN_SPLIT_MULT_ADDS { 1 } else { threads };
+        split_rows(self.n * self.oh, threads, |r| {
+            // SAFETY: lengths and `applies` checked above; parts write disjoint output rows.
+            unsafe { run_rows_layout::<true>(self, input, packed, bias, { op }.0, r) }
+        });
+    }
+}
+
+/// Computes output rows `rows` (of the `n·oh` NHWC output rows) from an NHWC input. `packed`
+/// is in the general path's layout (one group).
 ///
 /// # Safety
 /// Slices must have the lengths `cv` implies; `out` points at the whole output; `applies(cv)`.
 pub(crate) unsafe fn run_rows(cv: &Conv2d, input: &[f32], packed: &[f32], bias: &[f32], out: *mut f32, rows: Range<usize>) {
+    run_rows_layout::<false>(cv, input, packed, bias, out, rows)
+}
+
+/// [`run_rows`] from an NHWC input, or from an NCHW one when `NCHW`.
+unsafe fn run_rows_layout<const NCHW: bool>(cv: &Conv2d, input: &[f32], packed: &[f32], bias: &[f32], out: *mut f32, rows: Range<usize>) {
     let c = cv.c_in;
     let wp = cv.w + cv.pad_left + cv.pad_right;
-    let ws = wp * c;
     let mut strip = [0.0f32; STRIP_FLOATS];
+    // Strip offsets of the taps of one kernel row ((kx, ci) order), of output pixel steps and
+    // of kernel rows: NHWC strip `[kh, wp, c]`, NCHW strip `[c, kh, wp]`.
+    let mut taps = [0usize; MAX_PATCH];
+    for kx in 0..cv.kw {
+        for ci in 0..c {
+            taps[kx * c + ci] = if NCHW { ci * cv.kh * wp + kx } else { kx * c + ci };
+        }
+    }
+    let (step, ky_stride) = if NCHW { (cv.sw, wp) } else { (cv.sw * c, wp * c) };
     let isa = isa::current();
     for row in rows {
         let (b, oy) = (row / cv.oh, row % cv.oh);
         for ky in 0..cv.kh {
-            let dst = &mut strip[ky * ws..(ky + 1) * ws];
             let iy = (oy * cv.sh + ky) as isize - cv.pad_top as isize;
-            if iy < 0 || iy as usize >= cv.h {
-                dst.fill(0.0);
+            let inside = iy >= 0 && (iy as usize) < cv.h;
+            if NCHW {
+                for ci in 0..c {
+                    let dst = &mut strip[(ci * cv.kh + ky) * wp..][..wp];
+                    if inside {
+                        let src = &input[((b * c + ci) * cv.h + iy as usize) * cv.w..][..cv.w];
+                        dst[..cv.pad_left].fill(0.0);
+                        dst[cv.pad_left..cv.pad_left + cv.w].copy_from_slice(src);
+                        dst[cv.pad_left + cv.w..].fill(0.0);
+                    } else {
+                        dst.fill(0.0);
+                    }
+                }
             } else {
-                let src = &input[((b * cv.h + iy as usize) * cv.w) * c..][..cv.w * c];
-                dst[..cv.pad_left * c].fill(0.0);
-                dst[cv.pad_left * c..(cv.pad_left + cv.w) * c].copy_from_slice(src);
-                dst[(cv.pad_left + cv.w) * c..].fill(0.0);
+                let ws = wp * c;
+                let dst = &mut strip[ky * ws..(ky + 1) * ws];
+                if inside {
+                    let src = &input[((b * cv.h + iy as usize) * cv.w) * c..][..cv.w * c];
+                    dst[..cv.pad_left * c].fill(0.0);
+                    dst[cv.pad_left * c..(cv.pad_left + cv.w) * c].copy_from_slice(src);
+                    dst[(cv.pad_left + cv.w) * c..].fill(0.0);
+                } else {
+                    dst.fill(0.0);
+                }
             }
         }
         let out_row = out.add(row * cv.ow * cv.c_out);
-        let k = Kern { cv, strip: strip.as_ptr(), ws, w: packed.as_ptr(), bias: bias.as_ptr(), out: out_row };
+        let k = Kern { cv, strip: strip.as_ptr(), taps: &taps, step, ky_stride, w: packed.as_ptr(), bias: bias.as_ptr(), out: out_row };
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => x86::row_avx512(&k),
@@ -75,9 +148,13 @@ pub(crate) unsafe fn run_rows(cv: &Conv2d, input: &[f32], packed: &[f32], bias: 
 /// One output row's operands.
 struct Kern<'a> {
     cv: &'a Conv2d,
-    /// The zero-padded strip: `kh` rows of `ws` floats, column 0 = padded column 0.
+    /// The zero-padded strip; padded column 0 of kernel row 0 of channel 0 at offset 0.
     strip: *const f32,
-    ws: usize,
+    /// Strip offsets of tap `kx·c_in + ci` of a kernel row.
+    taps: &'a [usize; MAX_PATCH],
+    /// Strip offset between output pixels and between kernel rows.
+    step: usize,
+    ky_stride: usize,
     /// Packed weights: panels of `[kh·kw·c_in, 16]`.
     w: *const f32,
     bias: *const f32,
@@ -134,9 +211,9 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     unsafe fn tile<const N: usize, const V: usize>(k: &Kern, ox: usize, p0: usize) {
         let cv = k.cv;
-        let (c, kwc) = (cv.c_in, cv.kw * cv.c_in);
+        let kwc = cv.kw * cv.c_in;
         let kg = cv.kh * kwc;
-        let step = cv.sw * c;
+        let step = k.step;
         let mut masks = [0xffffu16; V];
         for (v, m) in masks.iter_mut().enumerate() {
             let cols = cv.c_out.saturating_sub((p0 + v) * NR).min(NR);
@@ -151,15 +228,15 @@ mod x86 {
         }
         let w0 = k.w.add(p0 * kg * NR);
         for ky in 0..cv.kh {
-            let src = k.strip.add(ky * k.ws + ox * step);
+            let src = k.strip.add(ky * k.ky_stride + ox * step);
             let wk = w0.add(ky * kwc * NR);
-            for j in 0..kwc {
+            for (j, &tap) in k.taps[..kwc].iter().enumerate() {
                 let mut bv = [_mm512_setzero_ps(); V];
                 for (v, b) in bv.iter_mut().enumerate() {
                     *b = _mm512_loadu_ps(wk.add(v * kg * NR + j * NR));
                 }
                 for p in 0..N {
-                    let a = _mm512_set1_ps(*src.add(p * step + j));
+                    let a = _mm512_set1_ps(*src.add(p * step + tap));
                     for v in 0..V {
                         acc[p][v] = _mm512_fmadd_ps(a, bv[v], acc[p][v]);
                     }
@@ -214,9 +291,9 @@ mod generic {
     #[inline(always)]
     unsafe fn tile<const N: usize, const FMA: bool>(k: &Kern, ox: usize, p0: usize) {
         let cv = k.cv;
-        let (c, kwc) = (cv.c_in, cv.kw * cv.c_in);
+        let kwc = cv.kw * cv.c_in;
         let kg = cv.kh * kwc;
-        let step = cv.sw * c;
+        let step = k.step;
         let cols = (cv.c_out - p0 * NR).min(NR);
         let mut bias = [0.0f32; NR];
         for (j, b) in bias.iter_mut().enumerate().take(cols) {
@@ -225,11 +302,11 @@ mod generic {
         let mut acc = [bias; N];
         let w0 = k.w.add(p0 * kg * NR);
         for ky in 0..cv.kh {
-            let src = k.strip.add(ky * k.ws + ox * step);
-            for j in 0..kwc {
+            let src = k.strip.add(ky * k.ky_stride + ox * step);
+            for (j, &tap) in k.taps[..kwc].iter().enumerate() {
                 let bv = &*(w0.add((ky * kwc + j) * NR) as *const [f32; NR]);
                 for (p, a) in acc.iter_mut().enumerate() {
-                    let x = *src.add(p * step + j);
+                    let x = *src.add(p * step + tap);
                     for l in 0..NR {
                         a[l] = if FMA { x.mul_add(bv[l], a[l]) } else { x * bv[l] + a[l] };
                     }

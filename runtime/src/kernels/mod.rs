@@ -11,8 +11,9 @@
 //!   at compile time and embeds the packed bytes. Packed layouts do not depend on the ISA, so
 //!   bytes packed at compile time run on whichever micro-kernel is chosen at start-up.
 //! - Epilogues (`Act`) are applied to the output before it is stored.
-//! - Work that is split across threads (`run_rows`, `threads`) is split by output rows, so
-//!   every thread writes a disjoint slice and the result is bit-identical for any thread count.
+//! - Work that is split across threads (`run_rows`, `threads`) is split by output rows (or, for
+//!   matrix products with few rows, by panels of 16 output columns), so every thread writes a
+//!   disjoint part and the result is bit-identical for any thread count.
 //!
 //! Modules: [`gemm`] (packed matrix product, the engine of pointwise convs, dense and Gemm),
 //! [`conv`] (Conv2d: pointwise / depthwise / general grouped), [`depthwise`], [`dwpw`]

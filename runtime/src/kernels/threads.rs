@@ -32,6 +32,45 @@ pub(crate) fn split_rows(rows: usize, threads: usize, f: impl Fn(Range<usize>) +
     run_parts(threads, &|i| f(part(rows, threads, i)));
 }
 
+/// How a layer shaped like a matrix product (`pixels` output rows of `n` channels) is split.
+///
+/// At batch 1 the late layers of a MobileNet have few pixels (7×7 at 224, down to 1×1 at 32)
+/// and many channels: split by rows, every thread streams the whole weight matrix (up to 4 MB)
+/// to compute a pixel or two. Split by column panels, each thread streams its share of the
+/// weights and reads the (small) input whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// On the calling thread (the layer is too small to pay for the hand-off).
+    Serial,
+    /// By output rows (each part reads all the weights).
+    Rows,
+    /// By column panels of [`super::gemm::NR`] (each part reads all the input).
+    Panels,
+}
+
+/// Multiply-adds below which a layer runs on one thread (about 20 µs at 1 thread: the
+/// hand-off and the second core's cold caches eat the gain).
+pub(crate) const MIN_SPLIT_MULT_ADDS: usize = 200_000;
+
+impl Split {
+    /// The split of a layer with `pixels` output rows of `n` channels and `mult_adds` work.
+    /// Panels when the weights (`k·n`) outweigh the input (`pixels·k`) at least 4 times, so
+    /// that halving each thread's weights pays for every thread reading the whole input (and,
+    /// in a fused depthwise-separable block, computing the whole depthwise output), and
+    /// there are panels for every thread. Measured at 2 threads (kernels_bench): 2×2×512 →
+    /// 512 runs 1.7× faster by panels, 7×7×1024 → 1024 about 5%; 14×14×512 → 512 runs
+    /// about 6% faster by rows.
+    pub(crate) fn choose(pixels: usize, n: usize, mult_adds: usize, threads: usize) -> Split {
+        if threads <= 1 || mult_adds < MIN_SPLIT_MULT_ADDS {
+            Split::Serial
+        } else if 4 * pixels <= n && n.div_ceil(super::gemm::NR) >= 2 * threads {
+            Split::Panels
+        } else {
+            Split::Rows
+        }
+    }
+}
+
 /// Rows of part `i` of `parts` (deterministic: the bit-identity across thread counts rests on it).
 fn part(rows: usize, parts: usize, i: usize) -> Range<usize> {
     rows * i / parts..rows * (i + 1) / parts
@@ -237,3 +276,47 @@ impl Pool {
 pub(crate) struct SendPtr(pub *mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+
+#[cfg(test)]
+mod tests {
+    use super::Split;
+
+    #[test]
+    fn few_pixels_split_by_panels() {
+        // MobileNet 1.0 at 32×32: the 2×2 and 1×1 blocks by panels, the 16×16 ones by rows.
+        assert_eq!(Split::choose(4, 512, 4 * 512 * 512, 2), Split::Panels);
+        assert_eq!(Split::choose(1, 1024, 1024 * 1024, 2), Split::Panels);
+        assert_eq!(Split::choose(256, 128, 256 * 64 * 128, 2), Split::Rows);
+        // 1.0-224: the 7×7 blocks by panels, the 14×14 ones by rows.
+        assert_eq!(Split::choose(49, 1024, 49 * 1024 * 1024, 2), Split::Panels);
+        assert_eq!(Split::choose(196, 512, 196 * 512 * 512, 2), Split::Rows);
+        // One thread, tiny layers and too few panels never split by panels.
+        assert_eq!(Split::choose(1, 1024, 1024 * 1024, 1), Split::Serial);
+        assert_eq!(Split::choose(1, 64, 64 * 64, 2), Split::Serial);
+        assert_eq!(Split::choose(1, 40, 40 * 10_000, 2), Split::Rows);
+    }
+
+    /// The pool's hand-off cost: a job of empty parts, back to back (what a layer pays on top
+    /// of its work). Ignored by default; `cargo test --release -p mobilenetc-runtime --lib
+    /// dispatch -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn dispatch_overhead() {
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        let hits = AtomicUsize::new(0);
+        for parts in [2, 4, 8] {
+            let mut t: Vec<f64> = (0..20_000)
+                .map(|_| {
+                    let s = std::time::Instant::now();
+                    super::run_parts(parts, &|_| {
+                        hits.fetch_add(1, Relaxed);
+                    });
+                    s.elapsed().as_secs_f64()
+                })
+                .collect();
+            t.sort_by(f64::total_cmp);
+            println!("{parts} parts: median {:.2} µs, p90 {:.2} µs, best {:.2} µs", t[t.len() / 2] * 1e6, t[t.len() * 9 / 10] * 1e6, t[0] * 1e6);
+        }
+        assert_eq!(hits.load(Relaxed), 20_000 * 14);
+    }
+}

@@ -153,7 +153,10 @@ pub(crate) unsafe fn run_mm(isa: Isa, mm: &Mm) {
 pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl FnMut(&Tile, usize, usize)) {
     debug_assert!(mr <= MR_MAX);
     let panels = mm.n.div_ceil(NR);
-    let mut abuf = [0.0f32; MR_MAX * A_LDA];
+    // Left uninitialized: micro-kernels read only the `rows × kc` floats copied in below, and
+    // zeroing 13 KB on every call cost as much as a small layer's product (the seed's late
+    // layers, or the fused kernel's many bands).
+    let mut abuf = [std::mem::MaybeUninit::<f32>::uninit(); MR_MAX * A_LDA];
     let mut k0 = 0;
     loop {
         let kc = KC.min(mm.kc - k0);
@@ -169,13 +172,13 @@ pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl Fn
                 let rows = mr.min(mm.m - i0);
                 let a_rows = mm.a.add(i0 * mm.lda + k0);
                 for r in 0..rows {
-                    copy_row(a_rows.add(r * mm.lda), abuf.as_mut_ptr().add(r * A_LDA), kc);
+                    copy_row(a_rows.add(r * mm.lda), abuf.as_mut_ptr().add(r * A_LDA).cast::<f32>(), kc);
                 }
                 let mut p = pb;
                 while p < pend {
                     let v = nv.min(pend - p);
                     let t = Tile {
-                        a: abuf.as_ptr(),
+                        a: abuf.as_ptr().cast::<f32>(),
                         kc,
                         b: mm.b.add(p * mm.panel_stride + k0 * NR),
                         panel_stride: mm.panel_stride,

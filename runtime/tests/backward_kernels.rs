@@ -405,12 +405,18 @@ fn softmax_cross_entropy_loss_and_gradient() {
 #[test]
 fn fast_packing_matches_the_gemm_packing() {
     use mobilenetc_runtime::kernels::gemm;
+    // The block-copying packer against the element-wise one, at tight and padded strides.
     for (k, n) in [(1, 1), (5, 16), (17, 33), (40, 7)] {
-        let b = f32s(&rand_vec(k * n, 95));
         for trans in [false, true] {
-            let mut out = vec![f32::NAN; gemm::packed_len(k, n)];
-            matmul::pack_b(k, n, &b, if trans { k } else { n }, trans, &mut out);
-            assert_eq!(out, gemm::pack(k, n, &b, trans), "k {k} n {n} trans {trans}");
+            for pad in [0, 3] {
+                let ld = if trans { k } else { n } + pad;
+                let b = f32s(&rand_vec(if trans { n * ld } else { k * ld }, 95));
+                let mut out = vec![f32::NAN; gemm::packed_len(k, n)];
+                gemm::pack_strided(k, n, &b, ld, trans, &mut out);
+                let mut want = vec![f32::NAN; gemm::packed_len(k, n)];
+                gemm::pack_into(k, n, |kk, j| if trans { b[j * ld + kk] } else { b[kk * ld + j] }, &mut want);
+                assert_eq!(out, want, "k {k} n {n} trans {trans} ld {ld}");
+            }
         }
     }
     // The pointwise forward packing equals the conv's own.

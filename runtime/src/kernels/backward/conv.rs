@@ -54,7 +54,7 @@ pub fn input_grad(cv: &Conv2d, dy: &[f32], w_oihw: &[f32], dx: &mut [f32], threa
         ConvPath::Pointwise => {
             // dx[p, ci] = Σ_co dy[p, co] · W[co, ci]: B = W as [k = c_out, n = c_in].
             let mut packed = vec![0.0; gemm::packed_len(cv.c_out, cv.c_in)];
-            super::matmul::pack_b(cv.c_out, cv.c_in, w_oihw, cv.c_in, false, &mut packed);
+            gemm::pack_strided(cv.c_out, cv.c_in, w_oihw, cv.c_in, false, &mut packed);
             let pixels = cv.n * cv.h * cv.w;
             gemm::matmul(pixels, cv.c_out, cv.c_in, dy, cv.c_out, &packed, None, Act::None, dx, cv.c_in, threads);
         }
@@ -179,7 +179,7 @@ pub fn pack_forward_weights(cv: &Conv2d, w_oihw: &[f32]) -> Vec<f32> {
         assert_eq!(w_oihw.len(), cv.weights_len(), "conv: OIHW weight length");
         let mut out = vec![0.0; cv.packed_weights_len()];
         // B[ci, co] = W[co, ci]: W read transposed.
-        super::matmul::pack_b(cv.c_in, cv.c_out, w_oihw, cv.c_in, true, &mut out);
+        gemm::pack_strided(cv.c_in, cv.c_out, w_oihw, cv.c_in, true, &mut out);
         out
     } else {
         cv.pack_weights(w_oihw)

@@ -13,9 +13,9 @@ pub fn input_grad(d: &Dense, dy: &[f32], w: &[f32], trans: bool, dx: &mut [f32],
     // B'[j, i] (j over n, i over k) = W[i, j]: the stored [k, n] read transposed, or [n, k] as is.
     let mut packed = vec![0.0; gemm::packed_len(d.n, d.k)];
     if trans {
-        super::matmul::pack_b(d.n, d.k, w, d.k, false, &mut packed);
+        gemm::pack_strided(d.n, d.k, w, d.k, false, &mut packed);
     } else {
-        super::matmul::pack_b(d.n, d.k, w, d.n, true, &mut packed);
+        gemm::pack_strided(d.n, d.k, w, d.n, true, &mut packed);
     }
     gemm::matmul(d.m, d.n, d.k, dy, d.n, &packed, None, Act::None, dx, d.k, threads);
 }

@@ -102,7 +102,7 @@ unsafe fn at_b_rows(k: usize, m: usize, n: usize, a: *const f32, lda: usize, b: 
         #[cfg(target_arch = "x86_64")]
         if isa == isa::Isa::Avx512 {
             let (ap, bp) = scratch.sized(m.div_ceil(MR) * MR * kc, gemm::packed_len(kc, n));
-            pack_b(kc, n, bchunk, ldb, false, bp);
+            gemm::pack_strided(kc, n, bchunk, ldb, false, bp);
             pack_a_panels(kc, m, achunk, lda, ap);
             avx512::at_b_packed(kc, m, n, ap, bp, c, ldc, first_chunk);
             r0 += kc;
@@ -115,7 +115,7 @@ unsafe fn at_b_rows(k: usize, m: usize, n: usize, a: *const f32, lda: usize, b: 
                 at[i * kc + kk] = v;
             }
         }
-        pack_b(kc, n, bchunk, ldb, false, bp);
+        gemm::pack_strided(kc, n, bchunk, ldb, false, bp);
         let mm = Mm {
             m,
             n,
@@ -161,54 +161,6 @@ fn pack_a_panels(kc: usize, m: usize, a: &[f32], lda: usize, out: &mut [f32]) {
         } else {
             for p in 0..kc {
                 panel[p * MR..p * MR + cols].copy_from_slice(&a[p * lda + q * MR..][..cols]);
-            }
-        }
-    }
-}
-
-/// Packs B `[k, n]` into the gemm's panels (`out.len() == gemm::packed_len(k, n)`), given
-/// row-major with row stride `ldb` (`B[kk, j] = b[kk·ldb + j]`), or transposed
-/// (`B[kk, j] = b[j·ldb + kk]`, e.g. OIHW pointwise weights for the forward product). Copies
-/// whole 16-float rows, and 16 × 16 blocks when transposing, instead of one element at a time:
-/// the trainer re-packs every weight after every update.
-pub fn pack_b(k: usize, n: usize, b: &[f32], ldb: usize, trans: bool, out: &mut [f32]) {
-    assert_eq!(out.len(), gemm::packed_len(k, n), "pack_b: packed length");
-    if k == 0 || n == 0 {
-        return;
-    }
-    if trans {
-        assert!(ldb >= k && b.len() >= (n - 1) * ldb + k, "pack_b: B too short");
-    } else {
-        assert!(ldb >= n && b.len() >= (k - 1) * ldb + n, "pack_b: B too short");
-    }
-    for p in 0..n.div_ceil(NR) {
-        let cols = NR.min(n - p * NR);
-        let panel = &mut out[p * k * NR..(p + 1) * k * NR];
-        if !trans && cols == NR {
-            for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                let src: &[f32; NR] = b[kk * ldb + p * NR..][..NR].try_into().expect("16 floats");
-                dst.copy_from_slice(src);
-            }
-        } else if !trans {
-            for kk in 0..k {
-                let dst = &mut panel[kk * NR..(kk + 1) * NR];
-                dst[..cols].copy_from_slice(&b[kk * ldb + p * NR..][..cols]);
-                dst[cols..].fill(0.0);
-            }
-        } else {
-            if cols < NR {
-                panel.fill(0.0);
-            }
-            let mut k0 = 0;
-            while k0 < k {
-                let kb = NR.min(k - k0);
-                for jj in 0..cols {
-                    let src = &b[(p * NR + jj) * ldb + k0..][..kb];
-                    for (t, &v) in src.iter().enumerate() {
-                        panel[(k0 + t) * NR + jj] = v;
-                    }
-                }
-                k0 += kb;
             }
         }
     }

@@ -63,12 +63,56 @@ pub fn pack_into(k: usize, n: usize, b: impl Fn(usize, usize) -> f32, out: &mut 
 pub fn pack(k: usize, n: usize, b: &[f32], trans: bool) -> Vec<f32> {
     assert_eq!(b.len(), k * n, "B length");
     let mut out = vec![0.0; packed_len(k, n)];
-    if trans {
-        pack_into(k, n, |kk, j| b[j * k + kk], &mut out);
-    } else {
-        pack_into(k, n, |kk, j| b[kk * n + j], &mut out);
-    }
+    pack_strided(k, n, b, if trans { k } else { n }, trans, &mut out);
     out
+}
+
+/// Packs B `[k, n]` into the gemm's panels (`out.len() == packed_len(k, n)`), given
+/// row-major with row stride `ldb` (`B[kk, j] = b[kk·ldb + j]`), or transposed
+/// (`B[kk, j] = b[j·ldb + kk]`, e.g. OIHW pointwise weights for the forward product). Copies
+/// whole 16-float rows, and 16 × 16 blocks when transposing, instead of one element at a time:
+/// the trainer re-packs every weight after every update.
+pub fn pack_strided(k: usize, n: usize, b: &[f32], ldb: usize, trans: bool, out: &mut [f32]) {
+    assert_eq!(out.len(), packed_len(k, n), "pack_strided: packed length");
+    if k == 0 || n == 0 {
+        return;
+    }
+    if trans {
+        assert!(ldb >= k && b.len() >= (n - 1) * ldb + k, "pack_strided: B too short");
+    } else {
+        assert!(ldb >= n && b.len() >= (k - 1) * ldb + n, "pack_strided: B too short");
+    }
+    for p in 0..n.div_ceil(NR) {
+        let cols = NR.min(n - p * NR);
+        let panel = &mut out[p * k * NR..(p + 1) * k * NR];
+        if !trans && cols == NR {
+            for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                let src: &[f32; NR] = b[kk * ldb + p * NR..][..NR].try_into().expect("16 floats");
+                dst.copy_from_slice(src);
+            }
+        } else if !trans {
+            for kk in 0..k {
+                let dst = &mut panel[kk * NR..(kk + 1) * NR];
+                dst[..cols].copy_from_slice(&b[kk * ldb + p * NR..][..cols]);
+                dst[cols..].fill(0.0);
+            }
+        } else {
+            if cols < NR {
+                panel.fill(0.0);
+            }
+            let mut k0 = 0;
+            while k0 < k {
+                let kb = NR.min(k - k0);
+                for jj in 0..cols {
+                    let src = &b[(p * NR + jj) * ldb + k0..][..kb];
+                    for (t, &v) in src.iter().enumerate() {
+                        panel[(k0 + t) * NR + jj] = v;
+                    }
+                }
+                k0 += kb;
+            }
+        }
+    }
 }
 
 /// One call of the tile sweep (raw pointers: the callers check bounds once, at entry).

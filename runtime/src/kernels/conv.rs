@@ -241,23 +241,22 @@ impl Conv2d {
     /// # Safety
     /// As [`Conv2d::run_rows_raw`]; the conv is pointwise.
     unsafe fn pointwise_raw(&self, input: &[f32], packed: &[f32], bias: &[f32], out: *mut f32, pix: Range<usize>, panels: Range<usize>) {
-        let cols = panels.start * NR..(panels.end * NR).min(self.c_out);
         let mm = Mm {
             m: pix.len(),
-            n: cols.len(),
+            n: self.c_out,
             kc: self.c_in,
             a: input.as_ptr().add(pix.start * self.c_in),
             lda: self.c_in,
-            b: packed.as_ptr().add(panels.start * self.c_in * NR),
+            b: packed.as_ptr(),
             panel_stride: self.c_in * NR,
-            c: out.add(pix.start * self.c_out + cols.start),
+            c: out.add(pix.start * self.c_out),
             ldc: self.c_out,
-            bias: bias.as_ptr().add(cols.start),
+            bias: bias.as_ptr(),
             act: self.act,
             first: true,
             last: true,
         };
-        gemm::run_mm(isa::current(), &mm);
+        gemm::run_mm(isa::current(), &mm.panels(panels));
     }
 
     /// Computes output rows `rows` (indices into the `n·oh` rows of the NHWC output).

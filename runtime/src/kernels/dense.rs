@@ -1,7 +1,7 @@
 //! Fully connected layers and ONNX Gemm / MatMul, all on the packed matrix product.
 
 use super::gemm::{self, Mm, NR};
-use super::threads::{split_rows, SendPtr, Split};
+use super::threads::Split;
 use super::{ensure, isa, Act, KernelError};
 
 /// A fully connected layer: `out[m, n] = act(input[m, k] · W[k, n] + bias[n])`.
@@ -53,29 +53,23 @@ impl Dense {
             Split::Serial => gemm::matmul(m, k, n, input, k, packed, Some(bias), self.act, out, n, 1),
             Split::Rows => gemm::matmul(m, k, n, input, k, packed, Some(bias), self.act, out, n, threads),
             Split::Panels => {
-                let (cp, isa) = (SendPtr(out.as_mut_ptr()), isa::current());
-                split_rows(n.div_ceil(NR), threads, |ps| {
-                    let cols = ps.start * NR..(ps.end * NR).min(n);
-                    let mm = Mm {
-                        m,
-                        n: cols.len(),
-                        kc: k,
-                        a: input.as_ptr(),
-                        lda: k,
-                        // SAFETY (all pointer offsets): panels `ps` lie inside `packed`, columns
-                        // `cols` inside each row of `out` and inside `bias` (lengths checked).
-                        b: unsafe { packed.as_ptr().add(ps.start * k * NR) },
-                        panel_stride: k * NR,
-                        c: unsafe { { cp }.0.add(cols.start) },
-                        ldc: n,
-                        bias: unsafe { bias.as_ptr().add(cols.start) },
-                        act: self.act,
-                        first: true,
-                        last: true,
-                    };
-                    // SAFETY: bounds as above; parts write disjoint columns.
-                    unsafe { gemm::run_mm(isa, &mm) };
-                });
+                let mm = Mm {
+                    m,
+                    n,
+                    kc: k,
+                    a: input.as_ptr(),
+                    lda: k,
+                    b: packed.as_ptr(),
+                    panel_stride: k * NR,
+                    c: out.as_mut_ptr(),
+                    ldc: n,
+                    bias: bias.as_ptr(),
+                    act: self.act,
+                    first: true,
+                    last: true,
+                };
+                // SAFETY: lengths checked above.
+                unsafe { gemm::run_panels(isa::current(), &mm, threads) };
             }
         }
     }

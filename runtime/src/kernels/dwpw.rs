@@ -89,7 +89,6 @@ impl DwPw {
     #[allow(clippy::too_many_arguments)]
     unsafe fn rows_raw(&self, input: &[f32], dw_w: &[f32], dw_b: &[f32], pw_w: &[f32], pw_b: &[f32], out: *mut f32, rows: Range<usize>, panels: Range<usize>) {
         let (dw, pw) = (&self.dw, &self.pw);
-        let cols = panels.start * NR..(panels.end * NR).min(pw.c_out);
         // Bands of equal height, each about BAND_PIXELS pixels (at least one row).
         let bands = (rows.len() * dw.ow).div_ceil(BAND_PIXELS).max(1);
         let band = rows.len().div_ceil(bands).max(1);
@@ -106,20 +105,20 @@ impl DwPw {
                 depthwise::run_rows(dw, input, dw_w, dw_b, buf, r0, r0..r1);
                 let mm = Mm {
                     m: (r1 - r0) * pw.w,
-                    n: cols.len(),
+                    n: pw.c_out,
                     kc: pw.c_in,
                     a: buf,
                     lda: pw.c_in,
-                    b: pw_w.as_ptr().add(panels.start * pw.c_in * NR),
+                    b: pw_w.as_ptr(),
                     panel_stride: pw.c_in * NR,
-                    c: out.add(r0 * pw.w * pw.c_out + cols.start),
+                    c: out.add(r0 * pw.w * pw.c_out),
                     ldc: pw.c_out,
-                    bias: pw_b.as_ptr().add(cols.start),
+                    bias: pw_b.as_ptr(),
                     act: pw.act,
                     first: true,
                     last: true,
                 };
-                gemm::run_mm(isa, &mm);
+                gemm::run_mm(isa, &mm.panels(panels.clone()));
                 r0 = r1;
             }
         });

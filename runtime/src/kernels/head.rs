@@ -7,7 +7,6 @@
 
 use super::gemm::{self, Mm, NR};
 use super::softmax::softmax_strided;
-use super::threads::{split_rows, SendPtr};
 use super::{isa, Act};
 
 /// Pooled rows held on the stack at once.
@@ -74,33 +73,26 @@ impl Head {
                 o.iter_mut().for_each(|x| *x *= inv);
             }
             let dst = &mut out[b0 * k..(b0 + nb) * k];
-            let panels = k.div_ceil(NR);
             // Small layers are not worth a thread.
             let threads = if c * k < 200_000 { 1 } else { threads };
-            let (a, cp) = (&pooled[..nb * c], SendPtr(dst.as_mut_ptr()));
-            let isa = isa::current();
-            split_rows(panels, threads, |ps| {
-                let cols = ps.start * NR..(ps.end * NR).min(k);
-                let mm = Mm {
-                    m: nb,
-                    n: cols.len(),
-                    kc: c,
-                    a: a.as_ptr(),
-                    lda: c,
-                    // SAFETY (all pointer offsets): panels `ps` lie inside `packed` (length
-                    // checked), columns `cols` inside each row of `dst` and `bias`.
-                    b: unsafe { packed.as_ptr().add(ps.start * c * NR) },
-                    panel_stride: c * NR,
-                    c: unsafe { { cp }.0.add(cols.start) },
-                    ldc: k,
-                    bias: unsafe { bias.as_ptr().add(cols.start) },
-                    act: Act::None,
-                    first: true,
-                    last: true,
-                };
-                // SAFETY: bounds as above; parts write disjoint columns.
-                unsafe { gemm::run_mm(isa, &mm) };
-            });
+            let mm = Mm {
+                m: nb,
+                n: k,
+                kc: c,
+                a: pooled.as_ptr(),
+                lda: c,
+                b: packed.as_ptr(),
+                panel_stride: c * NR,
+                c: dst.as_mut_ptr(),
+                ldc: k,
+                bias: bias.as_ptr(),
+                act: Act::None,
+                first: true,
+                last: true,
+            };
+            // SAFETY: `pooled` holds nb rows of c, `dst` nb rows of k; `packed` and `bias` were
+            // checked against c and k at entry.
+            unsafe { gemm::run_panels(isa::current(), &mm, threads) };
             if self.softmax {
                 for row in dst.chunks_exact_mut(k) {
                     softmax_strided(row, k, 1, false);

@@ -27,6 +27,8 @@ mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx512;
 
+use std::ops::Range;
+
 use super::isa::{self, Isa};
 use super::threads::{split_rows, SendPtr};
 use super::Act;
@@ -139,6 +141,39 @@ pub(crate) struct Mm {
     pub first: bool,
     /// Apply the activation (the last chunk of k).
     pub last: bool,
+}
+
+// SAFETY: an `Mm` only describes memory. Code that runs several over threads gives each its
+// own rows or column panels of C ([`Mm::panels`]); A, B and the bias are only read.
+unsafe impl Send for Mm {}
+unsafe impl Sync for Mm {}
+
+impl Mm {
+    /// The same product restricted to B's column panels `panels`: B, C and the bias start at
+    /// the first of their columns and `n` shrinks to them. This is how layers with few rows
+    /// split a product over threads (each thread streams its share of the weights).
+    ///
+    /// # Safety
+    /// `panels` must lie within `0..n.div_ceil(NR)`.
+    pub(crate) unsafe fn panels(&self, panels: Range<usize>) -> Mm {
+        let cols = panels.start * NR..(panels.end * NR).min(self.n);
+        Mm {
+            n: cols.len(),
+            b: self.b.add(panels.start * self.panel_stride),
+            c: self.c.add(cols.start),
+            bias: if self.bias.is_null() { self.bias } else { self.bias.add(cols.start) },
+            ..*self
+        }
+    }
+}
+
+/// Runs `mm` with its column panels split over `threads` threads (parts write disjoint
+/// columns of C, so the result is the same for any thread count).
+///
+/// # Safety
+/// As [`run_mm`].
+pub(crate) unsafe fn run_panels(isa: Isa, mm: &Mm, threads: usize) {
+    split_rows(mm.n.div_ceil(NR), threads, |ps| run_mm(isa, &mm.panels(ps)));
 }
 
 /// Bytes of B kept hot in L2 per column block.

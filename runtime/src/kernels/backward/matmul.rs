@@ -226,7 +226,7 @@ mod avx512 {
                 let cols = 32.min(n - j0);
                 let v = if cols > 16 { 2 } else { 1 };
                 let f = dispatch!(rows, v, tile; 1 2 3 4 5 6 7 8 9 10 11 12);
-                f(kc, a, bp.as_ptr().add(j0 * kc), kc * NR, c.add(i0 * ldc + j0), ldc, cols, first);
+                f(kc, a, MR, bp.as_ptr().add(j0 * kc), NR, kc * NR, c.add(i0 * ldc + j0), ldc, cols, first);
                 j0 += 32;
             }
             i0 += MR;
@@ -248,18 +248,22 @@ mod avx512 {
             while j0 < n {
                 let cols = 32.min(n - j0);
                 let v = if cols > 16 { 2 } else { 1 };
-                let f = dispatch!(rows, v, tile_direct; 1 2 3 4 5 6 7 8 9 10 11 12);
-                f(kc, a.add(i0), lda, b.add(j0), ldb, c.add(i0 * ldc + j0), ldc, cols, first);
+                let f = dispatch!(rows, v, tile; 1 2 3 4 5 6 7 8 9 10 11 12);
+                f(kc, a.add(i0), lda, b.add(j0), ldb, 16, c.add(i0 * ldc + j0), ldc, cols, first);
                 j0 += 32;
             }
             i0 += MR;
         }
     }
 
+    /// One `R × 16V` tile of `C (= or +=) Σ_p A[p, ·]ᵀ B[p, ·]`: per row `p`, `V` masked loads
+    /// of B (row `p` at `b + p·b_step`, its panels `b_panel` apart) and `R` broadcasts of A
+    /// (row `p` at `a + p·a_step`). In place: steps `lda` / `ldb`, panels 16 apart; packed:
+    /// steps [`MR`] / `NR`, panels `kc·NR` apart.
     #[inline]
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile_direct<const R: usize, const V: usize>(kc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, cols: usize, first: bool) {
+    unsafe fn tile<const R: usize, const V: usize>(kc: usize, a: *const f32, a_step: usize, b: *const f32, b_step: usize, b_panel: usize, c: *mut f32, ldc: usize, cols: usize, first: bool) {
         let mut masks = [0xffffu16; V];
         for (v, mk) in masks.iter_mut().enumerate() {
             let cv = cols.saturating_sub(v * 16).min(16);
@@ -274,51 +278,12 @@ mod avx512 {
             }
         }
         for p in 0..kc {
-            let bp = b.add(p * ldb);
+            let bp = b.add(p * b_step);
             let mut bv = [_mm512_setzero_ps(); V];
             for (v, x) in bv.iter_mut().enumerate() {
-                *x = _mm512_maskz_loadu_ps(masks[v], bp.add(v * 16));
+                *x = _mm512_maskz_loadu_ps(masks[v], bp.add(v * b_panel));
             }
-            let ap = a.add(p * lda);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(r));
-                for v in 0..V {
-                    row[v] = _mm512_fmadd_ps(av, bv[v], row[v]);
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for v in 0..V {
-                _mm512_mask_storeu_ps(c.add(r * ldc + v * 16), masks[v], row[v]);
-            }
-        }
-    }
-
-    /// One `R × 16V` tile: per row `p`, `V` loads of the packed B panels (`panel_stride`
-    /// apart; zero-padded past `n`) and `R` broadcasts from the packed A panel.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize, const V: usize>(kc: usize, a: *const f32, b: *const f32, panel_stride: usize, c: *mut f32, ldc: usize, cols: usize, first: bool) {
-        let mut masks = [0xffffu16; V];
-        for (v, mk) in masks.iter_mut().enumerate() {
-            let cv = cols.saturating_sub(v * 16).min(16);
-            *mk = ((1u32 << cv) - 1) as u16;
-        }
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
-        if !first {
-            for (r, row) in acc.iter_mut().enumerate() {
-                for v in 0..V {
-                    row[v] = _mm512_maskz_loadu_ps(masks[v], c.add(r * ldc + v * 16));
-                }
-            }
-        }
-        for p in 0..kc {
-            let mut bv = [_mm512_setzero_ps(); V];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = _mm512_loadu_ps(b.add(v * panel_stride + p * NR));
-            }
-            let ap = a.add(p * MR);
+            let ap = a.add(p * a_step);
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ap.add(r));
                 for v in 0..V {

@@ -10,25 +10,9 @@ use mobilenetc_runtime::kernels::backward::batchnorm::BatchNormTrain;
 use mobilenetc_runtime::kernels::backward::conv as conv_bwd;
 use mobilenetc_runtime::kernels::{Act, Conv2d};
 
-#[repr(C)]
-struct Timespec {
-    sec: i64,
-    nsec: i64,
-}
-
-extern "C" {
-    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-}
-
-/// Seconds of CPU time this thread has run (Linux `CLOCK_THREAD_CPUTIME_ID`): on one thread it
-/// leaves out the time other processes had the core, which on a shared machine is most of the
-/// noise.
-fn thread_cpu() -> f64 {
-    let mut t = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: a valid out-pointer; clock 3 is CLOCK_THREAD_CPUTIME_ID on Linux.
-    unsafe { clock_gettime(3, &mut t) };
-    t.sec as f64 + t.nsec as f64 * 1e-9
-}
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::thread_cpu;
 
 /// Best of `reps` runs in ms: thread CPU time on one thread, wall time otherwise.
 fn time(reps: usize, cpu: bool, mut f: impl FnMut()) -> f64 {

@@ -1,26 +1,13 @@
 //! GFLOP/s of the packed matrix product on MobileNet v1 1.0-224's pointwise shapes, one thread.
 //!   cargo run --release -p mobilenetc-runtime --example gemm_rate [reps]
 //!   cargo run --release -p mobilenetc-runtime --example gemm_rate reps m k n   (one shape)
-//! Each shape runs `reps` times (best and median printed); "hot" is a tile-sized product whose
+//! Each shape runs `reps` times, timed in this thread's CPU time (best and median printed);
+//! "hot" is a tile-sized product whose
 //! operands stay in L1 (the micro-kernel's own rate).
 
-/// This thread's CPU time in seconds: unlike wall time, it does not count the time other
-/// processes hold the core, so a busy machine skews the rates less.
-fn cpu_now() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: a valid out-pointer; the call only writes `ts`.
-    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.sec as f64 + ts.nsec as f64 * 1e-9
-}
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::thread_cpu;
 
 use mobilenetc_runtime::kernels::{gemm, Act};
 
@@ -35,11 +22,11 @@ fn rate(m: usize, k: usize, n: usize, reps: usize) -> (f64, f64) {
     let inner = ((2e-3 * 50e9 / flops) as usize).max(1);
     let mut t: Vec<f64> = (0..reps)
         .map(|_| {
-            let s = cpu_now();
+            let s = thread_cpu();
             for _ in 0..inner {
                 gemm::matmul(m, k, n, &a, k, &packed, Some(&bias), Act::RELU6, &mut c, n, 1);
             }
-            (cpu_now() - s) / inner as f64
+            (thread_cpu() - s) / inner as f64
         })
         .collect();
     t.sort_by(f64::total_cmp);

@@ -2,8 +2,7 @@
 //!   cargo run --release -p mobilenetc-runtime --example gemm_rate [reps]
 //!   cargo run --release -p mobilenetc-runtime --example gemm_rate reps m k n   (one shape)
 //! Each shape runs `reps` times, timed in this thread's CPU time (best and median printed);
-//! "hot" is a tile-sized product whose
-//! operands stay in L1 (the micro-kernel's own rate).
+//! "hot" is a tile-sized product whose operands stay in L1 (the micro-kernel's own rate).
 
 #[path = "common/cpu_time.rs"]
 mod cpu_time;

@@ -44,10 +44,14 @@ pub(crate) unsafe fn run_rows(cv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32
         for ox in (0..ox_lo).chain(ox_hi..cv.ow) {
             r.border(b, iy0, ky_lo..ky_hi, ox, out_row);
         }
+        // The input rows the next output row adds (one at stride 1, two at stride 2), still
+        // inside this image: the interior blocks prefetch them into L2, because this layer's
+        // input was written by the previous layer and has usually left L2 by now.
+        let next = (iy0 + 3).max(0) as usize..((iy0 + 3 + cv.sh as isize).max(0) as usize).min(cv.h);
         if cv.sw == 1 {
-            r.interior::<1, 8>(b, iy0, ky_lo..ky_hi, ox_lo..ox_hi, out_row);
+            r.interior::<1, 8>(b, iy0, ky_lo..ky_hi, next, ox_lo..ox_hi, out_row);
         } else {
-            r.interior::<2, 6>(b, iy0, ky_lo..ky_hi, ox_lo..ox_hi, out_row);
+            r.interior::<2, 6>(b, iy0, ky_lo..ky_hi, next, ox_lo..ox_hi, out_row);
         }
     }
 }
@@ -112,19 +116,20 @@ impl Row<'_> {
     /// Interior pixels `oxs` in blocks of `N` (then smaller blocks for the rest).
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn interior<const SW: usize, const N: usize>(&self, b: usize, iy0: isize, kys: Range<usize>, oxs: Range<usize>, out_row: *mut f32) {
+    unsafe fn interior<const SW: usize, const N: usize>(&self, b: usize, iy0: isize, kys: Range<usize>, next: Range<usize>, oxs: Range<usize>, out_row: *mut f32) {
         let mut ox = oxs.start;
         while ox < oxs.end {
             let n = (oxs.end - ox).min(N);
+            let nx = next.clone();
             match n {
-                8 => self.block::<SW, 8>(b, iy0, kys.clone(), ox, out_row),
-                7 => self.block::<SW, 7>(b, iy0, kys.clone(), ox, out_row),
-                6 => self.block::<SW, 6>(b, iy0, kys.clone(), ox, out_row),
-                5 => self.block::<SW, 5>(b, iy0, kys.clone(), ox, out_row),
-                4 => self.block::<SW, 4>(b, iy0, kys.clone(), ox, out_row),
-                3 => self.block::<SW, 3>(b, iy0, kys.clone(), ox, out_row),
-                2 => self.block::<SW, 2>(b, iy0, kys.clone(), ox, out_row),
-                _ => self.block::<SW, 1>(b, iy0, kys.clone(), ox, out_row),
+                8 => self.block::<SW, 8>(b, iy0, kys.clone(), nx, ox, out_row),
+                7 => self.block::<SW, 7>(b, iy0, kys.clone(), nx, ox, out_row),
+                6 => self.block::<SW, 6>(b, iy0, kys.clone(), nx, ox, out_row),
+                5 => self.block::<SW, 5>(b, iy0, kys.clone(), nx, ox, out_row),
+                4 => self.block::<SW, 4>(b, iy0, kys.clone(), nx, ox, out_row),
+                3 => self.block::<SW, 3>(b, iy0, kys.clone(), nx, ox, out_row),
+                2 => self.block::<SW, 2>(b, iy0, kys.clone(), nx, ox, out_row),
+                _ => self.block::<SW, 1>(b, iy0, kys.clone(), nx, ox, out_row),
             }
             ox += n;
         }
@@ -133,7 +138,7 @@ impl Row<'_> {
     /// `N` interior output columns from `ox`, all channels.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn block<const SW: usize, const N: usize>(&self, b: usize, iy0: isize, kys: Range<usize>, ox: usize, out_row: *mut f32) {
+    unsafe fn block<const SW: usize, const N: usize>(&self, b: usize, iy0: isize, kys: Range<usize>, next: Range<usize>, ox: usize, out_row: *mut f32) {
         let cv = self.cv;
         let c = cv.c_in;
         let ix0 = ox * SW - cv.pad_left;
@@ -142,6 +147,13 @@ impl Row<'_> {
         let mut c0 = 0;
         while c0 < c {
             let m = mask(c, c0);
+            // This block's columns of the next rows (the block to the right fetches its own).
+            for iy in next.clone() {
+                let src = self.at(b, iy, ix0).add(c0) as *const i8;
+                for i in 0..N * SW {
+                    _mm_prefetch::<_MM_HINT_T1>(src.add(i * c * 4));
+                }
+            }
             let bv = _mm512_maskz_loadu_ps(m, self.bias.add(c0));
             let mut acc = [bv; N];
             for ky in kys.clone() {

@@ -1,5 +1,6 @@
 //! Time of MobileNet v1 1.0-224's depthwise + pointwise blocks, one thread: the depthwise conv
-//! alone, the pointwise conv alone, and the fused pair, alternating, best of many runs (µs).
+//! alone, the pointwise conv alone, and the fused pair on one and on two threads, alternating,
+//! best of many runs (µs).
 //!   cargo run --release -p mobilenetc-runtime --example dwpw_rate [runs]
 
 use std::time::Instant;
@@ -22,7 +23,7 @@ fn main() {
     let only: Option<usize> = std::env::args().nth(2).map(|s| s.parse().expect("block index"));
     // (spatial input size, channels in, channels out, depthwise stride)
     let blocks = [(112, 32, 64, 1), (112, 64, 128, 2), (56, 128, 128, 1), (56, 128, 256, 2), (28, 256, 256, 1), (28, 256, 512, 2), (14, 512, 512, 1), (14, 512, 1024, 2), (7, 1024, 1024, 1)];
-    println!("{:<18} {:>8} {:>8} {:>8} {:>8} {:>9}", "block", "dw µs", "pw µs", "fused µs", "pw GF/s", "fused GF/s");
+    println!("{:<18} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}", "block", "dw µs", "pw µs", "fused µs", "2T µs", "pw GF/s", "fused GF/s");
     for (i, (h, ci, co, s)) in blocks.into_iter().enumerate() {
         if only.is_some_and(|o| o != i) {
             continue;
@@ -35,7 +36,7 @@ fn main() {
         let (dwb, pwb) = (vec![0.1; ci], vec![0.05; co]);
         let mut mid = vec![0.0; dw.output_len()];
         let mut out = vec![0.0; pw.output_len()];
-        let (mut t_dw, mut t_pw, mut t_f) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+        let (mut t_dw, mut t_pw, mut t_f, mut t_f2) = (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
         let f = DwPw { dw, pw };
         if only.is_some() {
             t_f = best(runs, || f.run_threads(&x, &dww, &dwb, &pww, &pwb, &mut out, 1));
@@ -46,8 +47,9 @@ fn main() {
             t_dw = t_dw.min(best(runs / 5 + 1, || dw.run(&x, &dww, &dwb, &mut mid)));
             t_pw = t_pw.min(best(runs / 5 + 1, || pw.run(&mid, &pww, &pwb, &mut out)));
             t_f = t_f.min(best(runs / 5 + 1, || f.run_threads(&x, &dww, &dwb, &pww, &pwb, &mut out, 1)));
+            t_f2 = t_f2.min(best(runs / 5 + 1, || f.run_threads(&x, &dww, &dwb, &pww, &pwb, &mut out, 2)));
         }
         let flops = 2.0 * (pw.mult_adds() + dw.mult_adds()) as f64;
-        println!("{:<18} {t_dw:>8.1} {t_pw:>8.1} {t_f:>8.1} {:>8.1} {:>9.1}", format!("{h}² {ci}→{co} s{s}"), 2.0 * pw.mult_adds() as f64 / t_pw / 1e3, flops / t_f / 1e3);
+        println!("{:<18} {t_dw:>8.1} {t_pw:>8.1} {t_f:>8.1} {t_f2:>8.1} {:>8.1} {:>9.1}", format!("{h}² {ci}→{co} s{s}"), 2.0 * pw.mult_adds() as f64 / t_pw / 1e3, flops / t_f / 1e3);
     }
 }

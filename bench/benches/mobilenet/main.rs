@@ -83,31 +83,39 @@ fn bench_model(name: &str, threads: &[usize], rounds: usize, sgemm: f64, dir: &s
         );
     }
 
-    // Per-step times, one thread: median over runs of the schedule's steps on the arena.
+    // Per-step times at each thread count (alternating within every run): median over runs of
+    // the schedule's steps on the arena. GFLOP/s and the SGEMM share are for the first count.
     exec.run(&[(input.as_str(), &x)]).expect("run");
     let s = exec.schedule().clone();
     let mut arena = exec.arena().to_vec();
     let runs = 3 * rounds;
-    let mut per: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); s.steps.len()];
+    let mut per: Vec<Vec<Vec<f64>>> = vec![vec![Vec::with_capacity(runs); s.steps.len()]; threads.len()];
     for _ in 0..runs {
-        for (i, st) in s.steps.iter().enumerate() {
-            let t0 = Instant::now();
-            run_step_threads(st, &mut arena, &s.weights, 1);
-            per[i].push(t0.elapsed().as_secs_f64());
+        for (j, &t) in threads.iter().enumerate() {
+            for (i, st) in s.steps.iter().enumerate() {
+                let t0 = Instant::now();
+                run_step_threads(st, &mut arena, &s.weights, t);
+                per[j][i].push(t0.elapsed().as_secs_f64());
+            }
         }
     }
-    println!("   per step, 1 thread (median of {runs} runs; % = share of the SGEMM rate):");
-    let mut sums = std::collections::BTreeMap::<&str, f64>::new();
-    for (st, ts) in s.steps.iter().zip(&per) {
-        let med = median(ts);
+    let cols: String = threads.iter().map(|t| format!(" {:>8}", format!("{t}T µs"))).collect();
+    println!("   per step (median of {runs} runs; GFLOP/s and % of the SGEMM rate at {} thread(s)):", threads[0]);
+    println!("     {:<34} {:<10}{cols} {:>7} GFLOP/s", "step", "kind", "");
+    let mut sums = std::collections::BTreeMap::<(usize, &str), f64>::new();
+    for (i, st) in s.steps.iter().enumerate() {
+        let meds: Vec<f64> = per.iter().map(|p| median(&p[i])).collect();
         let flops = 2.0 * st.kernel.mult_adds() as f64;
-        let rate = flops / med / 1e9;
+        let rate = flops / meds[0] / 1e9;
         let kind = st.kernel.kind();
         let share = if kind == "pointwise" || kind == "dwpw" { format!("{:5.1}%", 100.0 * rate / sgemm) } else { String::new() };
-        *sums.entry(kind).or_default() += med;
+        for (j, m) in meds.iter().enumerate() {
+            *sums.entry((threads[j], kind)).or_default() += m;
+        }
         let nm: String = st.name.chars().take(34).collect();
-        println!("     {nm:<34} {kind:<10} {:8.1} µs {rate:7.1} GFLOP/s {share}", med * 1e6);
+        let times: String = meds.iter().map(|m| format!(" {:8.1}", m * 1e6)).collect();
+        println!("     {nm:<34} {kind:<10}{times} {rate:15.1} {share}");
     }
-    let sums: Vec<String> = sums.iter().map(|(k, v)| format!("{k} {:.3} ms", v * 1e3)).collect();
+    let sums: Vec<String> = sums.iter().map(|((t, k), v)| format!("{t}T {k} {:.3} ms", v * 1e3)).collect();
     println!("   sums of medians: {}\n", sums.join(", "));
 }

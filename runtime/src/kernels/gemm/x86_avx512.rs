@@ -30,6 +30,14 @@ pub(crate) unsafe fn sweep(mm: &Mm) {
     sweep_with(mm, MR, NV, |t, rows, v| dispatch!(t, rows, v; 1 2 3 4 5 6 7 8 9 10 11 12));
 }
 
+/// `prefetchw`: the line in L1, owned for writing. (Rust's `_MM_HINT_ET0` needs the unstable
+/// `prfchw` target feature; every AVX-512 CPU has the instruction, and older ones run it as a
+/// no-op.)
+#[inline(always)]
+unsafe fn prefetch_write(p: *const f32) {
+    std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+}
+
 /// `R` rows × `V` panels.
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -42,6 +50,13 @@ unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
     let c = t.c;
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     if t.first {
+        // C is written after the k loop without being read: ask for its lines now (for
+        // writing), so large outputs (the 112×112 layers write 3 MB) do not stall the stores.
+        for r in 0..R {
+            for v in 0..V {
+                prefetch_write(c.add(r * t.ldc + v * NR));
+            }
+        }
         if !t.bias.is_null() {
             for v in 0..V {
                 let bv = _mm512_maskz_loadu_ps(masks[v], t.bias.add(v * NR));

@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use super::conv::{Conv2d, ConvPath};
 use super::gemm::{self, Mm, NR};
-use super::threads::{split_rows, SendPtr, Split};
+use super::threads::{split_rows_balanced, SendPtr, Split};
 use super::{depthwise, ensure, isa, KernelError};
 
 /// Pixels per band: the matrix product streams all of B (the pointwise weights, up to 4 MB)
@@ -75,23 +75,61 @@ impl DwPw {
         let rows = self.dw.n * self.dw.oh;
         let panels = self.pw.c_out.div_ceil(NR);
         let split = Split::choose(rows * self.dw.ow, self.pw.c_out, self.dw.mult_adds() + self.pw.mult_adds(), threads);
-        // SAFETY (all three): lengths checked above; parts write disjoint output rows, or
-        // disjoint column panels (each part then computes the whole depthwise output for
-        // itself: at the few pixels where panels are chosen, that is ~1% of the pointwise work).
+        // SAFETY (all three): lengths checked above; chunks write disjoint output rows, or
+        // disjoint column panels.
         match split {
             Split::Serial => unsafe { self.rows_raw(input, dw_w, dw_b, pw_w, pw_b, op.0, 0..rows, 0..panels) },
-            Split::Rows => split_rows(rows, threads, |r| unsafe { self.rows_raw(input, dw_w, dw_b, pw_w, pw_b, { op }.0, r, 0..panels) }),
-            Split::Panels => split_rows(panels, threads, |ps| unsafe { self.rows_raw(input, dw_w, dw_b, pw_w, pw_b, { op }.0, 0..rows, ps) }),
+            // One chunk per band, as many bands as one thread would use (so each reuses the
+            // weights as much); threads balance band by band.
+            Split::Rows => split_rows_balanced(rows, (rows * self.dw.ow).div_ceil(BAND_PIXELS), threads, |r| unsafe {
+                self.rows_raw(input, dw_w, dw_b, pw_w, pw_b, { op }.0, r, 0..panels)
+            }),
+            Split::Panels => unsafe { self.two_phase(input, dw_w, dw_b, pw_w, pw_b, op.0, threads) },
         }
+    }
+
+    /// Few pixels, many weights: the whole depthwise output first (threads split its rows),
+    /// into one buffer, then the pointwise product with threads splitting B's column panels,
+    /// so each thread streams only its share of the weights.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn two_phase(&self, input: &[f32], dw_w: &[f32], dw_b: &[f32], pw_w: &[f32], pw_b: &[f32], out: *mut f32, threads: usize) {
+        let (dw, pw) = (&self.dw, &self.pw);
+        let rows = dw.n * dw.oh;
+        let row_len = dw.ow * dw.c_out;
+        let isa = isa::current();
+        BAND.with_borrow_mut(|buf| {
+            let lines = (rows * row_len).div_ceil(16);
+            if buf.len() < lines {
+                buf.resize(lines, Line([0.0; 16]));
+            }
+            let mid = SendPtr(buf.as_mut_ptr() as *mut f32);
+            split_rows_balanced(rows, 4 * threads, threads, |r| {
+                depthwise::run_rows(dw, input, dw_w, dw_b, { mid }.0.add(r.start * row_len), r.start, r);
+            });
+            let mm = Mm {
+                m: rows * dw.ow,
+                n: pw.c_out,
+                kc: pw.c_in,
+                a: mid.0,
+                lda: pw.c_in,
+                b: pw_w.as_ptr(),
+                panel_stride: pw.c_in * NR,
+                c: out,
+                ldc: pw.c_out,
+                bias: pw_b.as_ptr(),
+                act: pw.act,
+                first: true,
+                last: true,
+            };
+            gemm::run_panels(isa, &mm, threads);
+        });
     }
 
     /// Output rows `rows`, columns of pointwise panels `panels`.
     #[allow(clippy::too_many_arguments)]
     unsafe fn rows_raw(&self, input: &[f32], dw_w: &[f32], dw_b: &[f32], pw_w: &[f32], pw_b: &[f32], out: *mut f32, rows: Range<usize>, panels: Range<usize>) {
         let (dw, pw) = (&self.dw, &self.pw);
-        // Bands of equal height, each about BAND_PIXELS pixels (at least one row).
-        let bands = (rows.len() * dw.ow).div_ceil(BAND_PIXELS).max(1);
-        let band = rows.len().div_ceil(bands).max(1);
+        let band = band_rows(rows.len(), dw.ow);
         let isa = isa::current();
         BAND.with_borrow_mut(|buf| {
             let lines = (band * dw.ow * dw.c_out).div_ceil(16);
@@ -123,4 +161,11 @@ impl DwPw {
             }
         });
     }
+}
+
+/// Rows per band when `rows` rows of `width` pixels are cut into bands of equal height, each
+/// about [`BAND_PIXELS`] pixels (at least one row).
+fn band_rows(rows: usize, width: usize) -> usize {
+    let bands = (rows * width).div_ceil(BAND_PIXELS).max(1);
+    rows.div_ceil(bands).max(1)
 }

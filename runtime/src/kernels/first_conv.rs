@@ -23,7 +23,7 @@ use std::ops::Range;
 use super::conv::Conv2d;
 use super::gemm::NR;
 use super::isa::{self, Isa};
-use super::threads::{split_rows, SendPtr, MIN_SPLIT_MULT_ADDS};
+use super::threads::{split_rows_balanced, SendPtr, MIN_SPLIT_MULT_ADDS};
 use super::{ensure, Act, KernelError};
 
 /// Floats of the per-thread padded strip (on the stack).
@@ -72,8 +72,9 @@ impl Conv2d {
         assert_eq!(out.len(), self.output_len(), "conv: output length");
         let op = SendPtr(out.as_mut_ptr());
         let threads = if self.mult_adds() < MIN_SPLIT_MULT_ADDS { 1 } else { threads };
-        split_rows(self.n * self.oh, threads, |r| {
-            // SAFETY: lengths and `applies` checked above; parts write disjoint output rows.
+        // Chunks of a few rows, balanced across threads (the weights are small: no reuse lost).
+        split_rows_balanced(self.n * self.oh, 8 * threads, threads, |r| {
+            // SAFETY: lengths and `applies` checked above; chunks write disjoint output rows.
             unsafe { run_rows_layout::<true>(self, input, packed, bias, { op }.0, r) }
         });
     }

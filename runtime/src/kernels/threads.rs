@@ -32,6 +32,86 @@ pub(crate) fn split_rows(rows: usize, threads: usize, f: impl Fn(Range<usize>) +
     run_parts(threads, &|i| f(part(rows, threads, i)));
 }
 
+/// [`split_rows`] with load balancing: `0..rows` cut into at least `chunks` near-equal chunks
+/// (rounded up to a multiple of the threads, so equally fast threads finish together), run
+/// by [`split_chunks`].
+pub(crate) fn split_rows_balanced(rows: usize, chunks: usize, threads: usize, f: impl Fn(Range<usize>) + Sync) {
+    let chunks = chunks.max(1).next_multiple_of(threads.max(1)).min(rows.max(1));
+    split_chunks(chunks, threads, |i| f(part(rows, chunks, i)));
+}
+
+/// Calls `f(i)` once for every chunk `i` in `0..chunks`, on up to `threads` threads, with load
+/// balancing: participant `t` owns the contiguous run of chunks [`split_rows`] would give it
+/// and takes them from the front; once its run is empty it takes chunks from the back of the
+/// run with the most left. When another process shares a core (this machine's second thread
+/// often runs at half speed), the slow thread's last chunks go to the fast one instead of
+/// everybody waiting for it; when all threads are equally fast, each takes its own run and a
+/// chunk costs one atomic operation. `f` must write only its chunk's output: which thread runs
+/// a chunk then never changes a result.
+pub(crate) fn split_chunks(chunks: usize, threads: usize, f: impl Fn(usize) + Sync) {
+    let threads = threads.clamp(1, chunks.clamp(1, MAX_RUNS));
+    if threads == 1 {
+        (0..chunks).for_each(f);
+        return;
+    }
+    let runs: [Run; MAX_RUNS] = std::array::from_fn(|t| Run::new(if t < threads { part(chunks, threads, t) } else { 0..0 }));
+    let runs = &runs[..threads];
+    run_parts(threads, &|t| {
+        while let Some(c) = runs[t].take_front() {
+            f(c);
+        }
+        loop {
+            let Some(victim) = runs.iter().max_by_key(|r| r.left()).filter(|r| r.left() > 0) else { break };
+            if let Some(c) = victim.take_back() {
+                f(c);
+            }
+        }
+    });
+}
+
+/// At most this many runs (threads) in [`split_chunks`] (kept on the stack: no allocation per
+/// layer).
+const MAX_RUNS: usize = 64;
+
+/// The chunks of one run not yet taken: `front << 32 | back`.
+struct Run(AtomicU64);
+
+impl Run {
+    fn new(r: Range<usize>) -> Run {
+        Run(AtomicU64::new((r.start as u64) << 32 | r.end as u64))
+    }
+
+    fn left(&self) -> usize {
+        let s = self.0.load(Relaxed);
+        ((s & 0xffff_ffff) as usize).saturating_sub((s >> 32) as usize)
+    }
+
+    /// Takes the first chunk left (the owner's end).
+    fn take_front(&self) -> Option<usize> {
+        self.take(true)
+    }
+
+    /// Takes the last chunk left (a helper's end).
+    fn take_back(&self) -> Option<usize> {
+        self.take(false)
+    }
+
+    fn take(&self, front_end: bool) -> Option<usize> {
+        let mut s = self.0.load(Acquire);
+        loop {
+            let (front, back) = (s >> 32, s & 0xffff_ffff);
+            if front >= back {
+                return None;
+            }
+            let (chunk, next) = if front_end { (front, (front + 1) << 32 | back) } else { (back - 1, front << 32 | (back - 1)) };
+            match self.0.compare_exchange_weak(s, next, AcqRel, Acquire) {
+                Ok(_) => return Some(chunk as usize),
+                Err(now) => s = now,
+            }
+        }
+    }
+}
+
 /// How a layer shaped like a matrix product (`pixels` output rows of `n` channels) is split.
 ///
 /// At batch 1 the late layers of a MobileNet have few pixels (7×7 at 224, down to 1×1 at 32)
@@ -55,9 +135,9 @@ pub(crate) const MIN_SPLIT_MULT_ADDS: usize = 200_000;
 impl Split {
     /// The split of a layer with `pixels` output rows of `n` channels and `mult_adds` work.
     /// Panels when the weights (`k·n`) outweigh the input (`pixels·k`) at least 4 times, so
-    /// that halving each thread's weights pays for every thread reading the whole input (and,
-    /// in a fused depthwise-separable block, computing the whole depthwise output), and
-    /// there are panels for every thread. Measured at 2 threads (kernels_bench): 2×2×512 →
+    /// that halving each thread's weights pays for every thread reading the whole input (a
+    /// fused depthwise-separable block first computes its depthwise output once, split by
+    /// rows), and there are panels for every thread. Measured at 2 threads (kernels_bench): 2×2×512 →
     /// 512 runs 1.7× faster by panels, 7×7×1024 → 1024 about 5%; 14×14×512 → 512 runs
     /// about 6% faster by rows.
     pub(crate) fn choose(pixels: usize, n: usize, mult_adds: usize, threads: usize) -> Split {
@@ -279,7 +359,32 @@ unsafe impl Sync for SendPtr {}
 
 #[cfg(test)]
 mod tests {
-    use super::Split;
+    use super::{split_chunks, split_rows_balanced, Split};
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    /// Every chunk runs exactly once, for any thread count, also when one participant is slow
+    /// (the others then take chunks from the back of its run).
+    #[test]
+    fn split_chunks_runs_every_chunk_once() {
+        for chunks in [0, 1, 2, 3, 7, 16, 61] {
+            for threads in 1..=5 {
+                let seen: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+                split_chunks(chunks, threads, |c| {
+                    if c == 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    seen[c].fetch_add(1, Relaxed);
+                });
+                assert!(seen.iter().all(|s| s.load(Relaxed) == 1), "{chunks} chunks, {threads} threads");
+            }
+        }
+        // Row chunks cover 0..rows without gaps or overlaps.
+        for (rows, chunks, threads) in [(112, 16, 2), (14, 2, 2), (5, 64, 3), (1, 4, 2)] {
+            let covered: Vec<AtomicUsize> = (0..rows).map(|_| AtomicUsize::new(0)).collect();
+            split_rows_balanced(rows, chunks, threads, |r| r.for_each(|i| _ = covered[i].fetch_add(1, Relaxed)));
+            assert!(covered.iter().all(|s| s.load(Relaxed) == 1), "{rows} rows in {chunks} chunks");
+        }
+    }
 
     #[test]
     fn few_pixels_split_by_panels() {

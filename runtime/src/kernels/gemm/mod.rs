@@ -30,7 +30,7 @@ mod x86_avx512;
 use std::ops::Range;
 
 use super::isa::{self, Isa};
-use super::threads::{split_rows, SendPtr};
+use super::threads::{split_rows, split_rows_balanced, SendPtr};
 use super::Act;
 
 /// Panel width of packed B (columns per panel), fixed for every ISA.
@@ -173,7 +173,11 @@ impl Mm {
 /// # Safety
 /// As [`run_mm`].
 pub(crate) unsafe fn run_panels(isa: Isa, mm: &Mm, threads: usize) {
-    split_rows(mm.n.div_ceil(NR), threads, |ps| run_mm(isa, &mm.panels(ps)));
+    // A few groups of panels per thread, balanced across threads: each panel's weights are
+    // streamed once whoever runs it, and A (few rows here) is cheap to copy again.
+    // Chunks are cut at even panels: the widest micro-kernels take two panels at a time.
+    let panels = mm.n.div_ceil(NR);
+    split_rows_balanced(panels.div_ceil(2), 4 * threads, threads, |pairs| run_mm(isa, &mm.panels(2 * pairs.start..(2 * pairs.end).min(panels))));
 }
 
 /// Bytes of B kept hot in L2 per column block.

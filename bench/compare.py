@@ -2,11 +2,13 @@
 binary, two processes) against onnxruntime on the same ONNX files, alternating timed batches in
 one run, for each model and thread count.
 
-Prints median latencies (and bests: the machine is shared), the ratios generated / onnxruntime
+One-thread rows pin both sides (and onnxruntime's Python process) to the same CPU; two-thread
+rows give each side every CPU. Prints median latencies (and bests: the machine is shared), the ratios generated / onnxruntime
 (target <= 0.8) and executor / generated (target <= 1.5). onnxruntime is timed in Python
 around `session.run` (about 10-20 us of call overhead included); ours inside the Rust process.
 """
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -14,6 +16,9 @@ import time
 
 import numpy as np
 import onnxruntime as ort
+
+
+ALL_CPUS = os.sched_getaffinity(0)
 
 
 def main():
@@ -31,6 +36,7 @@ def main():
         load = "?"
     print(f"onnxruntime {ort.__version__}; load average {load}")
     print("gen = generated code (mobilenetc codegen); exec = schedule executor (mobilenetc run)")
+    print(f"one-thread rows: both sides pinned to CPU {min(ALL_CPUS)}; two-thread rows: CPUs {sorted(ALL_CPUS)}")
     rows = []
     for model in a.models.split(","):
         path = f"{a.dir}/mobilenet_v1_{model}.onnx"
@@ -46,6 +52,12 @@ def main():
 
 
 def compare(a, model, path, threads):
+    # With one thread, both sides run on the same CPU: this VM's two CPUs differ in speed
+    # from minute to minute (their hyperthread siblings belong to other guests), and the
+    # scheduler tends to keep each process on its own CPU, which skewed the ratio by up to
+    # 1.5x either way. With more threads each side gets all CPUs.
+    cpus = sorted(ALL_CPUS)
+    os.sched_setaffinity(0, set(cpus[:1]) if threads == 1 else set(cpus))
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -76,6 +88,9 @@ def compare(a, model, path, threads):
         ask("exec", f"time {batch}")
         sess.run(None, feed)
     ours, ex, theirs = [], [], []
+    # Per round: our batch's median over onnxruntime's (the rounds are close in time, so the
+    # machine's speed drifts out of each ratio).
+    paired = []
     # A pause before each side's batch lets the previous side's idle worker threads (ours spin
     # 2 ms; onnxruntime's spin too) go to sleep, so no side is timed against another's spinning.
     settle = lambda: time.sleep(0.05)
@@ -89,13 +104,15 @@ def compare(a, model, path, threads):
             t0 = time.perf_counter()
             sess.run(None, feed)
             theirs.append(time.perf_counter() - t0)
+        paired.append(statistics.median(ours[-batch:]) / statistics.median(theirs[-batch:]))
     for kind in sides:
         ask(kind, "quit", 0)
         sides[kind].wait()
     mo, me, mt = statistics.median(ours), statistics.median(ex), statistics.median(theirs)
     print(f"{model:<9} threads {threads}: gen median {mo * 1e3:8.3f} ms (best {min(ours) * 1e3:8.3f})  "
           f"exec median {me * 1e3:8.3f} ms (best {min(ex) * 1e3:8.3f})  "
-          f"onnxruntime median {mt * 1e3:8.3f} ms (best {min(theirs) * 1e3:8.3f})  gen/ort {mo / mt:.2f}  "
+          f"onnxruntime median {mt * 1e3:8.3f} ms (best {min(theirs) * 1e3:8.3f})  gen/ort {mo / mt:.2f} "
+          f"(per round: median {statistics.median(paired):.2f}, quartiles {np.quantile(paired, 0.25):.2f}-{np.quantile(paired, 0.75):.2f})  "
           f"max|diff| {diff:.1e}  ({len(ours)} runs each)", flush=True)
     if diff > 1e-4:
         sys.exit(f"outputs disagree on {model}: max |ours - onnxruntime| = {diff}")

@@ -24,20 +24,23 @@ pub(crate) const fn applies(cv: &Conv2d) -> bool {
     cv.kh == 3 && cv.kw == 3 && cv.dh == 1 && cv.dw == 1 && (cv.sw == 1 || cv.sw == 2)
 }
 
-/// Output rows `rows` of the `n·oh` rows; `out` points at output row `row0`.
+/// Output rows `rows` of the `n·oh` rows; `out` points at output row `row0`, and output pixels
+/// are `px_stride` floats apart (`c_out` for a plain NHWC tensor; the fused kernel spaces
+/// them as the matrix product's A tiles, see `dwpw`).
 ///
 /// # Safety
-/// AVX-512F available; slices of the lengths `cv` implies; `out` covers rows
-/// `row0..rows.end`; `applies(cv)`.
+/// AVX-512F available; slices of the lengths `cv` implies; `px_stride >= c_out`; `out` covers
+/// rows `row0..rows.end`; `applies(cv)`.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn run_rows(cv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, row0: usize, rows: Range<usize>) {
-    let r = Row { cv, input: input.as_ptr(), w: w.as_ptr(), bias: bias.as_ptr() };
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn run_rows(cv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, px_stride: usize, row0: usize, rows: Range<usize>) {
+    let r = Row { cv, input: input.as_ptr(), w: w.as_ptr(), bias: bias.as_ptr(), px_stride };
     for row in rows {
         let (b, oy) = (row / cv.oh, row % cv.oh);
         let iy0 = (oy * cv.sh) as isize - cv.pad_top as isize;
         let ky_lo = (-iy0).clamp(0, 3) as usize;
         let ky_hi = (cv.h as isize - iy0).clamp(ky_lo as isize, 3) as usize;
-        let out_row = out.add((row - row0) * cv.ow * cv.c_in);
+        let out_row = out.add((row - row0) * cv.ow * px_stride);
         // The input rows the next output row adds (one at stride 1, two at stride 2), still
         // inside this image: the blocks prefetch them into L2, because this layer's input was
         // written by the previous layer and has usually left L2 by now.
@@ -56,6 +59,8 @@ struct Row<'a> {
     /// Packed `[3, 3, c]`.
     w: *const f32,
     bias: *const f32,
+    /// Floats between output pixels.
+    px_stride: usize,
 }
 
 /// The lane mask of the 16 channels from `c0` (fewer at the end).
@@ -153,7 +158,7 @@ impl Row<'_> {
                 }
             }
             for (p, a) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(out_row.add((ox + p) * c + c0), m, self.epilogue(*a));
+                _mm512_mask_storeu_ps(out_row.add((ox + p) * self.px_stride + c0), m, self.epilogue(*a));
             }
             c0 += 16;
         }

@@ -183,7 +183,7 @@ pub(crate) unsafe fn run_panels(isa: Isa, mm: &Mm, threads: usize) {
 /// Bytes of B kept hot in L2 per column block.
 const L2_BLOCK_BYTES: usize = 512 * 1024;
 /// k chunk: a copied A tile (12 × 272 floats, 13 KB) stays in L1 across the B panels.
-const KC: usize = 256;
+pub(crate) const KC: usize = 256;
 /// Row stride of a copied A tile: 17 cache lines, so its 12 rows fall into 12 distinct L1 sets
 /// whatever the source stride (at 2 and 4 KiB strides, in-place rows crowd one set and miss L1
 /// on every k step), and micro-kernels address row `r` at a constant offset from one pointer.
@@ -240,6 +240,7 @@ pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl Fn
     // zeroing 13 KB on every call cost as much as a small layer's product (the seed's late
     // layers, or the fused kernel's many bands).
     let mut abuf = [std::mem::MaybeUninit::<f32>::uninit(); MR_MAX * A_LDA];
+    let in_place = mm.lda == A_LDA && mm.kc <= KC;
     let mut k0 = 0;
     loop {
         let kc = KC.min(mm.kc - k0);
@@ -254,14 +255,21 @@ pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl Fn
             while i0 < mm.m {
                 let rows = mr.min(mm.m - i0);
                 let a_rows = mm.a.add(i0 * mm.lda + k0);
-                for r in 0..rows {
-                    copy_row(a_rows.add(r * mm.lda), abuf.as_mut_ptr().add(r * A_LDA).cast::<f32>(), kc);
-                }
+                // A laid out as copied tiles already (the fused kernel's depthwise output): read
+                // in place.
+                let tile_a = if in_place {
+                    a_rows
+                } else {
+                    for r in 0..rows {
+                        copy_row(a_rows.add(r * mm.lda), abuf.as_mut_ptr().add(r * A_LDA).cast::<f32>(), kc);
+                    }
+                    abuf.as_ptr().cast::<f32>()
+                };
                 let mut p = pb;
                 while p < pend {
                     let v = nv.min(pend - p);
                     let t = Tile {
-                        a: abuf.as_ptr().cast::<f32>(),
+                        a: tile_a,
                         kc,
                         b: mm.b.add(p * mm.panel_stride + k0 * NR),
                         panel_stride: mm.panel_stride,

@@ -59,6 +59,7 @@ impl Dense {
                     kc: k,
                     a: input.as_ptr(),
                     lda: k,
+                    a_chunk: 0,
                     b: packed.as_ptr(),
                     panel_stride: k * NR,
                     c: out.as_mut_ptr(),

@@ -29,7 +29,7 @@ const VL: usize = 16;
 pub(crate) unsafe fn run_rows(conv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, row0: usize, rows: Range<usize>) {
     match isa::current() {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if super::depthwise_avx512::applies(conv) => super::depthwise_avx512::run_rows(conv, input, w, bias, out, conv.c_out, row0, rows),
+        Isa::Avx512 if super::depthwise_avx512::applies(conv) => super::depthwise_avx512::run_rows(conv, input, w, bias, out, conv.c_out, 256, row0, rows),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => rows_avx512(conv, input, w, bias, out, row0, rows),
         #[cfg(target_arch = "x86_64")]

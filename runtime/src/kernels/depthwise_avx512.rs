@@ -24,17 +24,18 @@ pub(crate) const fn applies(cv: &Conv2d) -> bool {
     cv.kh == 3 && cv.kw == 3 && cv.dh == 1 && cv.dw == 1 && (cv.sw == 1 || cv.sw == 2)
 }
 
-/// Output rows `rows` of the `n·oh` rows; `out` points at output row `row0`, and output pixels
-/// are `px_stride` floats apart (`c_out` for a plain NHWC tensor; the fused kernel spaces
-/// them as the matrix product's A tiles, see `dwpw`).
+/// Output rows `rows` of the `n·oh` rows; `out` points at output row `row0`. Channel `ch` of
+/// output pixel `p` (counted from `out`) goes to `p·px_stride + (ch / 256)·chunk_stride +
+/// ch % 256`: a plain NHWC tensor is `px_stride = c_out`, `chunk_stride = 256`; the fused
+/// kernel lays its band out as the matrix product's copied A tiles (see `dwpw`).
 ///
 /// # Safety
-/// AVX-512F available; slices of the lengths `cv` implies; `px_stride >= c_out`; `out` covers
-/// rows `row0..rows.end`; `applies(cv)`.
+/// AVX-512F available; slices of the lengths `cv` implies; `out` covers every address above
+/// for rows `row0..rows.end`; `applies(cv)`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn run_rows(cv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, px_stride: usize, row0: usize, rows: Range<usize>) {
-    let r = Row { cv, input: input.as_ptr(), w: w.as_ptr(), bias: bias.as_ptr(), px_stride };
+pub(crate) unsafe fn run_rows(cv: &Conv2d, input: &[f32], w: &[f32], bias: &[f32], out: *mut f32, px_stride: usize, chunk_stride: usize, row0: usize, rows: Range<usize>) {
+    let r = Row { cv, input: input.as_ptr(), w: w.as_ptr(), bias: bias.as_ptr(), px_stride, chunk_stride };
     for row in rows {
         let (b, oy) = (row / cv.oh, row % cv.oh);
         let iy0 = (oy * cv.sh) as isize - cv.pad_top as isize;
@@ -59,8 +60,9 @@ struct Row<'a> {
     /// Packed `[3, 3, c]`.
     w: *const f32,
     bias: *const f32,
-    /// Floats between output pixels.
+    /// Floats between output pixels, and between 256-channel chunks (see [`run_rows`]).
     px_stride: usize,
+    chunk_stride: usize,
 }
 
 /// The lane mask of the 16 channels from `c0` (fewer at the end).
@@ -157,8 +159,9 @@ impl Row<'_> {
                     }
                 }
             }
+            let dst = out_row.add((c0 >> 8) * self.chunk_stride + (c0 & 255));
             for (p, a) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(out_row.add((ox + p) * self.px_stride + c0), m, self.epilogue(*a));
+                _mm512_mask_storeu_ps(dst.add((ox + p) * self.px_stride), m, self.epilogue(*a));
             }
             c0 += 16;
         }

@@ -93,36 +93,67 @@ impl DwPw {
     /// so each thread streams only its share of the weights.
     #[allow(clippy::too_many_arguments)]
     unsafe fn two_phase(&self, input: &[f32], dw_w: &[f32], dw_b: &[f32], pw_w: &[f32], pw_b: &[f32], out: *mut f32, threads: usize) {
-        let (dw, pw) = (&self.dw, &self.pw);
+        let dw = &self.dw;
         let rows = dw.n * dw.oh;
-        let row_len = dw.ow * dw.c_out;
         let isa = isa::current();
+        let layout = self.band_layout(isa, rows * dw.ow);
         BAND.with_borrow_mut(|buf| {
-            let lines = (rows * row_len).div_ceil(16);
+            let lines = layout.floats.div_ceil(16);
             if buf.len() < lines {
                 buf.resize(lines, Line([0.0; 16]));
             }
             let mid = SendPtr(buf.as_mut_ptr() as *mut f32);
             split_rows_balanced(rows, 4 * threads, threads, |r| {
-                depthwise::run_rows(dw, input, dw_w, dw_b, { mid }.0.add(r.start * row_len), r.start, r);
+                self.depthwise(&layout, input, dw_w, dw_b, { mid }.0.add(r.start * dw.ow * layout.px_stride), r);
             });
-            let mm = Mm {
-                m: rows * dw.ow,
-                n: pw.c_out,
-                kc: pw.c_in,
-                a: mid.0,
-                lda: pw.c_in,
-                b: pw_w.as_ptr(),
-                panel_stride: pw.c_in * NR,
-                c: out,
-                ldc: pw.c_out,
-                bias: pw_b.as_ptr(),
-                act: pw.act,
-                first: true,
-                last: true,
-            };
+            let mm = self.product(&layout, mid.0, rows * dw.ow, pw_w, pw_b, out);
             gemm::run_panels(isa, &mm, threads);
         });
+    }
+
+    /// How a band of `pixels` depthwise output pixels is laid out. With the AVX-512 depthwise kernel the band is written as the
+    /// matrix product's copied A tiles (rows `A_LDA` apart, one block per k chunk), so the
+    /// product reads it in place instead of copying each 12-row tile first (a fifth of block
+    /// 1's product at K = 32); otherwise plain NHWC.
+    fn band_layout(&self, isa: isa::Isa, pixels: usize) -> Band {
+        #[cfg(target_arch = "x86_64")]
+        if isa == isa::Isa::Avx512 && super::depthwise_avx512::applies(&self.dw) {
+            let chunk = pixels * gemm::A_LDA;
+            return Band { tiled: true, px_stride: gemm::A_LDA, chunk_stride: chunk, floats: chunk * self.pw.c_in.div_ceil(gemm::KC) };
+        }
+        let _ = isa;
+        Band { tiled: false, px_stride: self.dw.c_out, chunk_stride: 256, floats: pixels * self.dw.c_out }
+    }
+
+    /// Depthwise output rows `rows` to `buf` (which holds rows from `rows.start` on) in the
+    /// layout `band`.
+    unsafe fn depthwise(&self, band: &Band, input: &[f32], dw_w: &[f32], dw_b: &[f32], buf: *mut f32, rows: Range<usize>) {
+        #[cfg(target_arch = "x86_64")]
+        if band.tiled {
+            return super::depthwise_avx512::run_rows(&self.dw, input, dw_w, dw_b, buf, band.px_stride, band.chunk_stride, rows.start, rows);
+        }
+        depthwise::run_rows(&self.dw, input, dw_w, dw_b, buf, rows.start, rows)
+    }
+
+    /// The pointwise product over `m` band pixels at `buf`, laid out as `band`, into `out`.
+    unsafe fn product(&self, band: &Band, buf: *const f32, m: usize, pw_w: &[f32], pw_b: &[f32], out: *mut f32) -> Mm {
+        let pw = &self.pw;
+        Mm {
+            m,
+            n: pw.c_out,
+            kc: pw.c_in,
+            a: buf,
+            lda: band.px_stride,
+            a_chunk: if band.tiled { band.chunk_stride } else { 0 },
+            b: pw_w.as_ptr(),
+            panel_stride: pw.c_in * NR,
+            c: out,
+            ldc: pw.c_out,
+            bias: pw_b.as_ptr(),
+            act: pw.act,
+            first: true,
+            last: true,
+        }
     }
 
     /// Output rows `rows`, columns of pointwise panels `panels`.
@@ -131,16 +162,9 @@ impl DwPw {
         let (dw, pw) = (&self.dw, &self.pw);
         let band = band_rows(rows.len(), dw.ow);
         let isa = isa::current();
-        // With AVX-512 and one k chunk, the depthwise kernel writes each pixel at the copied
-        // A tiles' row stride, so the matrix product reads the band in place instead of
-        // copying every 12-row tile first (a fifth of block 1's product at K = 32).
-        #[cfg(target_arch = "x86_64")]
-        let tiled = isa == isa::Isa::Avx512 && super::depthwise_avx512::applies(dw) && pw.c_in <= gemm::KC;
-        #[cfg(not(target_arch = "x86_64"))]
-        let tiled = false;
-        let px_stride = if tiled { gemm::A_LDA } else { dw.c_out };
+        let layout = self.band_layout(isa, band * dw.ow);
         BAND.with_borrow_mut(|buf| {
-            let lines = (band * dw.ow * px_stride).div_ceil(16);
+            let lines = layout.floats.div_ceil(16);
             if buf.len() < lines {
                 buf.resize(lines, Line([0.0; 16]));
             }
@@ -148,29 +172,8 @@ impl DwPw {
             let mut r0 = rows.start;
             while r0 < rows.end {
                 let r1 = (r0 + band).min(rows.end);
-                #[cfg(target_arch = "x86_64")]
-                if tiled {
-                    super::depthwise_avx512::run_rows(dw, input, dw_w, dw_b, buf, px_stride, r0, r0..r1);
-                } else {
-                    depthwise::run_rows(dw, input, dw_w, dw_b, buf, r0, r0..r1);
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                depthwise::run_rows(dw, input, dw_w, dw_b, buf, r0, r0..r1);
-                let mm = Mm {
-                    m: (r1 - r0) * pw.w,
-                    n: pw.c_out,
-                    kc: pw.c_in,
-                    a: buf,
-                    lda: px_stride,
-                    b: pw_w.as_ptr(),
-                    panel_stride: pw.c_in * NR,
-                    c: out.add(r0 * pw.w * pw.c_out),
-                    ldc: pw.c_out,
-                    bias: pw_b.as_ptr(),
-                    act: pw.act,
-                    first: true,
-                    last: true,
-                };
+                self.depthwise(&layout, input, dw_w, dw_b, buf, r0..r1);
+                let mm = self.product(&layout, buf, (r1 - r0) * pw.w, pw_w, pw_b, out.add(r0 * pw.w * pw.c_out));
                 gemm::run_mm(isa, &mm.panels(panels.clone()));
                 r0 = r1;
             }
@@ -183,4 +186,15 @@ impl DwPw {
 fn band_rows(rows: usize, width: usize) -> usize {
     let bands = (rows * width).div_ceil(BAND_PIXELS).max(1);
     rows.div_ceil(bands).max(1)
+}
+
+/// Where the fused kernel's depthwise output goes (see [`DwPw::band_layout`]): channel `ch`
+/// of band pixel `p` at `p·px_stride + (ch / 256)·chunk_stride + ch % 256`.
+struct Band {
+    /// Laid out as the matrix product's copied A tiles (AVX-512 only).
+    tiled: bool,
+    px_stride: usize,
+    chunk_stride: usize,
+    /// Floats the band takes.
+    floats: usize,
 }

@@ -81,6 +81,7 @@ impl Head {
                 kc: c,
                 a: pooled.as_ptr(),
                 lda: c,
+                a_chunk: 0,
                 b: packed.as_ptr(),
                 panel_stride: c * NR,
                 c: dst.as_mut_ptr(),

@@ -378,6 +378,7 @@ unsafe fn general_dx(cv: &Conv2d, dy: &[f32], packed: &[f32], dx: *mut f32, imgs
                 kc: cog,
                 a: dy.as_ptr().add(p * cv.c_out + g * cog),
                 lda: cv.c_out,
+                a_chunk: 0,
                 b: packed.as_ptr().add(g * per),
                 panel_stride: cog * gemm::NR,
                 c: dcol.as_mut_ptr(),

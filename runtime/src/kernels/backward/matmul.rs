@@ -122,6 +122,7 @@ unsafe fn at_b_rows(k: usize, m: usize, n: usize, a: *const f32, lda: usize, b: 
             kc,
             a: at.as_ptr(),
             lda: kc,
+            a_chunk: 0,
             b: bp.as_ptr(),
             panel_stride: kc * NR,
             c,

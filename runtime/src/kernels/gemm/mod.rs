@@ -129,6 +129,11 @@ pub(crate) struct Mm {
     pub kc: usize,
     pub a: *const f32,
     pub lda: usize,
+    /// 0: A is row-major (rows `lda` apart) and each register tile's rows are copied before
+    /// use. Otherwise A is already laid out as copied tiles (the fused kernel writes its
+    /// depthwise output so): k chunk `j` (of [`KC`]) starts at `a + j·a_chunk`, rows
+    /// [`A_LDA`] apart, and is read in place (`lda` is then unused).
+    pub a_chunk: usize,
     pub b: *const f32,
     pub panel_stride: usize,
     pub c: *mut f32,
@@ -240,7 +245,7 @@ pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl Fn
     // zeroing 13 KB on every call cost as much as a small layer's product (the seed's late
     // layers, or the fused kernel's many bands).
     let mut abuf = [std::mem::MaybeUninit::<f32>::uninit(); MR_MAX * A_LDA];
-    let in_place = mm.lda == A_LDA && mm.kc <= KC;
+    let in_place = mm.a_chunk != 0;
     let mut k0 = 0;
     loop {
         let kc = KC.min(mm.kc - k0);
@@ -254,12 +259,10 @@ pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl Fn
             let mut i0 = 0;
             while i0 < mm.m {
                 let rows = mr.min(mm.m - i0);
-                let a_rows = mm.a.add(i0 * mm.lda + k0);
-                // A laid out as copied tiles already (the fused kernel's depthwise output): read
-                // in place.
                 let tile_a = if in_place {
-                    a_rows
+                    mm.a.add(k0 / KC * mm.a_chunk + i0 * A_LDA)
                 } else {
+                    let a_rows = mm.a.add(i0 * mm.lda + k0);
                     for r in 0..rows {
                         copy_row(a_rows.add(r * mm.lda), abuf.as_mut_ptr().add(r * A_LDA).cast::<f32>(), kc);
                     }
@@ -350,6 +353,7 @@ pub fn matmul(
             kc: k,
             a: unsafe { (ap as *const f32).add(r.start * lda) },
             lda,
+            a_chunk: 0,
             b: packed_b.as_ptr(),
             panel_stride: k * NR,
             c: unsafe { { cp }.0.add(r.start * ldc) },

@@ -19,7 +19,7 @@ use quote::{format_ident, quote};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::lower::{Arg, Schedule};
+use crate::lower::{Arg, Range, Schedule};
 use params::{kernel_call, kernel_const, takes_threads, u64_lit, usize_lit};
 
 /// Where the generated code takes its weight bytes from.
@@ -148,6 +148,16 @@ pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) ->
     let mut kernel_items = Vec::new();
     let mut layer_items = Vec::new();
     let mut calls = Vec::new();
+    // The layers read the model input in place (`infer` copies nothing into the arena) when
+    // every read of it names exactly its range, up to the first step that may overwrite its
+    // region, and the last step writes the output (so it is not the input or a view of it);
+    // otherwise `infer` copies it in first.
+    let in_r = s.inputs[0].range;
+    let overlaps = |a: &Range, b: &Range| a.offset < b.end() && b.offset < a.end();
+    let first_writer = s.steps.iter().position(|st| overlaps(&st.out, &in_r)).unwrap_or(s.steps.len());
+    let input_in_place = s.inputs.len() == 1
+        && s.steps.last().is_some_and(|st| st.out == s.outputs[0].range)
+        && s.steps.iter().take(first_writer + 1).all(|st| st.args.iter().all(|a| !matches!(a, Arg::Arena(r) if *r != in_r && overlaps(r, &in_r))));
     for (i, st) in s.steps.iter().enumerate() {
         let n_args = st.args.len();
         let konst = kernel_const(&st.kernel);
@@ -184,8 +194,13 @@ pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) ->
         let lfn = format_ident!("l{:02}_{}", i, sanitize(&st.name));
         let mut arena_in = Vec::new();
         let mut operands = Vec::new();
+        let mut reads_x = false;
         for a in &st.args {
             match a {
+                Arg::Arena(r) if input_in_place && i <= first_writer && *r == in_r => {
+                    reads_x = true;
+                    operands.push(quote!(x));
+                }
                 Arg::Arena(r) => {
                     let v = format_ident!("a{}", arena_in.len());
                     let (o, l) = (usize_lit(r.offset), usize_lit(r.len));
@@ -207,14 +222,15 @@ pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) ->
         let w_param = if uses_w { quote!(w) } else { quote!(_w) };
         let threaded = takes_threads(&st.kernel);
         let (t_param, t_arg) = if threaded { (quote!(t), quote!(t)) } else { (quote!(_t), quote!()) };
+        let x_param = if reads_x { quote!(x) } else { quote!(_x) };
         layer_items.push(quote! {
             #[doc = #doc]
-            fn #lfn(a: &mut [f32], #w_param: &[f32], #t_param: usize) {
+            fn #lfn(a: &mut [f32], #x_param: &[f32], #w_param: &[f32], #t_param: usize) {
                 let ([#(#views),*], y) = m::split_io(a, [#(#ranges),*], (#oo, #ol));
                 #kfn(#(#operands,)* y, #t_arg)
             }
         });
-        calls.push(quote!(#lfn(a, w, t);));
+        calls.push(quote!(#lfn(a, x, w, t);));
     }
 
     let input = &s.inputs[0];
@@ -258,9 +274,9 @@ pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) ->
 
             #(#layer_items)*
 
-            /// Runs every layer in order over the arena, conv, dense and head layers split over
-            /// `t` threads.
-            fn forward(a: &mut [f32], w: &[f32], t: usize) {
+            /// Runs every layer in order over the arena (the input `x` is read in place where
+            /// `INPUT_IN_PLACE`), conv, dense and head layers split over `t` threads.
+            fn forward(x: &[f32], a: &mut [f32], w: &[f32], t: usize) {
                 #(#calls)*
             }
 
@@ -282,6 +298,8 @@ pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) ->
                 pub const PARAMS: u64 = #params;
                 /// Threads a new model runs on (`include_model!(.., threads = N)`).
                 pub const DEFAULT_THREADS: usize = #default_threads;
+                /// Whether the layers read the input where the caller keeps it (no copy).
+                pub const INPUT_IN_PLACE: bool = #input_in_place;
 
                 /// The model with its embedded weights, read in place (no copy).
                 pub fn new() -> Self {
@@ -319,8 +337,10 @@ pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) ->
 
                 /// Runs the model on one input in its ONNX layout and shape.
                 pub fn infer(&mut self, input: &[f32; #in_len]) -> &[f32; #out_len] {
-                    self.arena[#in_off..#in_end].copy_from_slice(input);
-                    forward(&mut self.arena, self.weights.as_slice(), self.threads);
+                    if !Self::INPUT_IN_PLACE {
+                        self.arena[#in_off..#in_end].copy_from_slice(input);
+                    }
+                    forward(input, &mut self.arena, self.weights.as_slice(), self.threads);
                     let out: &[f32] = &self.arena[#out_off..#out_end];
                     out.try_into().expect("the output range has OUTPUT_LEN values")
                 }

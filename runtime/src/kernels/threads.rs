@@ -60,8 +60,7 @@ pub(crate) fn split_chunks(chunks: usize, threads: usize, f: impl Fn(usize) + Sy
         while let Some(c) = runs[t].take_front() {
             f(c);
         }
-        loop {
-            let Some(victim) = runs.iter().max_by_key(|r| r.left()).filter(|r| r.left() > 0) else { break };
+        while let Some(victim) = runs.iter().max_by_key(|r| r.left()).filter(|r| r.left() > 0) {
             if let Some(c) = victim.take_back() {
                 f(c);
             }

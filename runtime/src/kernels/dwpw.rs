@@ -97,12 +97,8 @@ impl DwPw {
         let rows = dw.n * dw.oh;
         let isa = isa::current();
         let layout = self.band_layout(isa, rows * dw.ow);
-        BAND.with_borrow_mut(|buf| {
-            let lines = layout.floats.div_ceil(16);
-            if buf.len() < lines {
-                buf.resize(lines, Line([0.0; 16]));
-            }
-            let mid = SendPtr(buf.as_mut_ptr() as *mut f32);
+        with_band(layout.floats, |buf| {
+            let mid = SendPtr(buf);
             split_rows_balanced(rows, 4 * threads, threads, |r| {
                 self.depthwise(&layout, input, dw_w, dw_b, { mid }.0.add(r.start * dw.ow * layout.px_stride), r);
             });
@@ -111,10 +107,10 @@ impl DwPw {
         });
     }
 
-    /// How a band of `pixels` depthwise output pixels is laid out. With the AVX-512 depthwise kernel the band is written as the
-    /// matrix product's copied A tiles (rows `A_LDA` apart, one block per k chunk), so the
-    /// product reads it in place instead of copying each 12-row tile first (a fifth of block
-    /// 1's product at K = 32); otherwise plain NHWC.
+    /// How a band of `pixels` depthwise output pixels is laid out. With the AVX-512 depthwise
+    /// kernel the band is written as the matrix product's copied A tiles (rows `A_LDA` apart,
+    /// one block per k chunk), so the product reads it in place instead of copying each 12-row
+    /// tile first (a fifth of block 1's product at K = 32); otherwise plain NHWC.
     fn band_layout(&self, isa: isa::Isa, pixels: usize) -> Band {
         #[cfg(target_arch = "x86_64")]
         if isa == isa::Isa::Avx512 && super::depthwise_avx512::applies(&self.dw) {
@@ -163,12 +159,7 @@ impl DwPw {
         let band = band_rows(rows.len(), dw.ow);
         let isa = isa::current();
         let layout = self.band_layout(isa, band * dw.ow);
-        BAND.with_borrow_mut(|buf| {
-            let lines = layout.floats.div_ceil(16);
-            if buf.len() < lines {
-                buf.resize(lines, Line([0.0; 16]));
-            }
-            let buf = buf.as_mut_ptr() as *mut f32;
+        with_band(layout.floats, |buf| {
             let mut r0 = rows.start;
             while r0 < rows.end {
                 let r1 = (r0 + band).min(rows.end);
@@ -179,6 +170,17 @@ impl DwPw {
             }
         });
     }
+}
+
+/// Runs `f` on this thread's band buffer, grown to at least `floats` floats.
+fn with_band<R>(floats: usize, f: impl FnOnce(*mut f32) -> R) -> R {
+    BAND.with_borrow_mut(|buf| {
+        let lines = floats.div_ceil(16);
+        if buf.len() < lines {
+            buf.resize(lines, Line([0.0; 16]));
+        }
+        f(buf.as_mut_ptr() as *mut f32)
+    })
 }
 
 /// Rows per band when `rows` rows of `width` pixels are cut into bands of equal height, each

@@ -22,19 +22,14 @@ use super::isa::{self, Isa};
 
 /// Calls `f(range)` for `threads` contiguous, disjoint parts of `0..rows` (the caller's `f`
 /// writes only the output rows of its part), on the current thread when `threads <= 1`.
-/// The ISA chosen on the calling thread is forced on the workers too.
+/// The ISA chosen on the calling thread is forced on the workers too. (One chunk per thread
+/// of [`split_rows_balanced`]: a thread that finishes first can still take a late one's part.)
 pub(crate) fn split_rows(rows: usize, threads: usize, f: impl Fn(Range<usize>) + Sync) {
-    let threads = threads.clamp(1, rows.max(1));
-    if threads == 1 {
-        f(0..rows);
-        return;
-    }
-    run_parts(threads, &|i| f(part(rows, threads, i)));
+    split_rows_balanced(rows, threads, threads, f)
 }
 
-/// [`split_rows`] with load balancing: `0..rows` cut into at least `chunks` near-equal chunks
-/// (rounded up to a multiple of the threads, so equally fast threads finish together), run
-/// by [`split_chunks`].
+/// `0..rows` cut into at least `chunks` near-equal chunks (rounded up to a multiple of the
+/// threads, so equally fast threads finish together), balanced by [`split_chunks`].
 pub(crate) fn split_rows_balanced(rows: usize, chunks: usize, threads: usize, f: impl Fn(Range<usize>) + Sync) {
     let chunks = chunks.max(1).next_multiple_of(threads.max(1)).min(rows.max(1));
     split_chunks(chunks, threads, |i| f(part(rows, chunks, i)));
@@ -136,9 +131,9 @@ impl Split {
     /// Panels when the weights (`k·n`) outweigh the input (`pixels·k`) at least 4 times, so
     /// that halving each thread's weights pays for every thread reading the whole input (a
     /// fused depthwise-separable block first computes its depthwise output once, split by
-    /// rows), and there are panels for every thread. Measured at 2 threads (kernels_bench): 2×2×512 →
-    /// 512 runs 1.7× faster by panels, 7×7×1024 → 1024 about 5%; 14×14×512 → 512 runs
-    /// about 6% faster by rows.
+    /// rows), and there are panels for every thread. Measured at 2 threads (kernels_bench):
+    /// 2×2×512 → 512 runs 1.7× faster by panels, 7×7×1024 → 1024 about 5%; 14×14×512 → 512
+    /// runs about 6% faster by rows.
     pub(crate) fn choose(pixels: usize, n: usize, mult_adds: usize, threads: usize) -> Split {
         if threads <= 1 || mult_adds < MIN_SPLIT_MULT_ADDS {
             Split::Serial

@@ -11,7 +11,8 @@
 //!   buffer with a fixed padded stride: the copy is a memcpy reused by every panel of the row,
 //!   it keeps the rows in distinct L1 sets, and the micro-kernel then reaches every row at a
 //!   constant offset from one pointer (with a run-time stride, computing 12 row addresses per k
-//!   step made the loop issue-bound).
+//!   step made the loop issue-bound). A caller that can write A in that layout to begin with
+//!   (the fused depthwise + pointwise kernel) sets [`Mm::a_chunk`] and nothing is copied.
 //! - A micro-kernel computes an `R × (16·V)` register tile over one k chunk, starting from the
 //!   bias (first chunk) or from C (later chunks), and applies the activation on the registers
 //!   before the one store (last chunk). Chunking k does not change the order of the sums.
@@ -179,8 +180,8 @@ impl Mm {
 /// As [`run_mm`].
 pub(crate) unsafe fn run_panels(isa: Isa, mm: &Mm, threads: usize) {
     // A few groups of panels per thread, balanced across threads: each panel's weights are
-    // streamed once whoever runs it, and A (few rows here) is cheap to copy again.
-    // Chunks are cut at even panels: the widest micro-kernels take two panels at a time.
+    // streamed once whoever runs it, and A (few rows here) is cheap to copy again. Groups
+    // start at even panels: the widest micro-kernels take two panels at a time.
     let panels = mm.n.div_ceil(NR);
     split_rows_balanced(panels.div_ceil(2), 4 * threads, threads, |pairs| run_mm(isa, &mm.panels(2 * pairs.start..(2 * pairs.end).min(panels))));
 }
@@ -198,7 +199,8 @@ const MR_MAX: usize = 12;
 
 /// One register tile's operands, as the sweep hands them to a micro-kernel.
 pub(crate) struct Tile {
-    /// A rows of the tile, copied: row `r` at `a + r·A_LDA`, unit k stride.
+    /// A rows of the tile (copied, or laid out so by the caller): row `r` at `a + r·A_LDA`,
+    /// unit k stride.
     pub a: *const f32,
     pub kc: usize,
     /// The first B panel of the tile at this k chunk; further panels `panel_stride` apart.

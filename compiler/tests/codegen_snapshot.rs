@@ -4,6 +4,7 @@
 
 use mobilenetc::codegen::{self, CodegenOptions, WeightSource};
 use mobilenetc::graph::{Activation, AutoPad, ConvAttrs, GemmAttrs, Graph, Op, Tensor};
+use mobilenetc::lower::{Arg, Range};
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) % 200) as f32 / 100.0 - 1.0).collect()
@@ -86,4 +87,23 @@ fn models_codegen_cannot_express_are_clear_errors() {
     let s = mobilenetc::lower::compile(&two).expect("compile");
     let err = codegen::generate(&s, &options(WeightSource::ByteString)).unwrap_err();
     assert!(err.to_string().contains("2 outputs"), "{err}");
+}
+
+/// The layers read the model input where the caller keeps it only when every read of its range
+/// names exactly that range: a read of part of it (as a view would make) sends `infer` back to
+/// copying the input into the arena, and the layer then reads the arena.
+#[test]
+fn input_is_read_in_place_only_when_every_read_is_exact() {
+    let s = mobilenetc::lower::compile(&small_model()).expect("compile");
+    let code = codegen::render(&s, &options(WeightSource::IncludeBytes("w".into()))).expect("render");
+    assert!(code.contains("INPUT_IN_PLACE: bool = true"), "{code}");
+    assert!(code.contains("conv_nchw_0(x, "), "the first conv reads the caller's input");
+
+    let mut partial = s.clone();
+    let whole = partial.inputs[0].range;
+    partial.steps[0].args[0] = Arg::Arena(Range { offset: whole.offset, len: whole.len - 1 });
+    let code = codegen::render(&partial, &options(WeightSource::IncludeBytes("w".into()))).expect("render");
+    assert!(code.contains("INPUT_IN_PLACE: bool = false"), "{code}");
+    assert!(!code.contains("(x, "), "no layer reads the caller's input");
+    assert!(code.contains(".copy_from_slice(input)"), "infer copies the input in");
 }

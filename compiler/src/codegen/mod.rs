@@ -122,6 +122,23 @@ pub fn generate(s: &Schedule, opts: &CodegenOptions) -> Result<TokenStream> {
     generate_threaded(s, opts, 1)
 }
 
+/// Whether the layers can read the model input where the caller keeps it (so `infer` copies
+/// nothing into the arena), and up to which step they may: `Some(last)` when every read of
+/// the input's range names exactly that range up to step `last`, the first step that may
+/// overwrite the region (reads after it are of other tensors placed there), and the last step
+/// writes the output (so the output is not the input or a view of it).
+fn input_read_in_place(s: &Schedule) -> Option<usize> {
+    let in_r = s.inputs.first()?.range;
+    let overlaps = |a: &Range, b: &Range| a.offset < b.end() && b.offset < a.end();
+    let last = s.steps.iter().position(|st| overlaps(&st.out, &in_r)).unwrap_or(s.steps.len());
+    let exact_reads = s.steps.iter().take(last + 1).flat_map(|st| &st.args).all(|a| match a {
+        Arg::Arena(r) => *r == in_r || !overlaps(r, &in_r),
+        _ => true,
+    });
+    let writes_output = s.steps.last().is_some_and(|st| Some(st.out) == s.outputs.first().map(|o| o.range));
+    (s.inputs.len() == 1 && exact_reads && writes_output).then_some(last)
+}
+
 /// [`generate`] with `threads` as the model's default thread count (`DEFAULT_THREADS`; the
 /// struct's `set_threads` changes it at run time).
 pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) -> Result<TokenStream> {
@@ -148,16 +165,9 @@ pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) ->
     let mut kernel_items = Vec::new();
     let mut layer_items = Vec::new();
     let mut calls = Vec::new();
-    // The layers read the model input in place (`infer` copies nothing into the arena) when
-    // every read of it names exactly its range, up to the first step that may overwrite its
-    // region, and the last step writes the output (so it is not the input or a view of it);
-    // otherwise `infer` copies it in first.
     let in_r = s.inputs[0].range;
-    let overlaps = |a: &Range, b: &Range| a.offset < b.end() && b.offset < a.end();
-    let first_writer = s.steps.iter().position(|st| overlaps(&st.out, &in_r)).unwrap_or(s.steps.len());
-    let input_in_place = s.inputs.len() == 1
-        && s.steps.last().is_some_and(|st| st.out == s.outputs[0].range)
-        && s.steps.iter().take(first_writer + 1).all(|st| st.args.iter().all(|a| !matches!(a, Arg::Arena(r) if *r != in_r && overlaps(r, &in_r))));
+    let reads_input_until = input_read_in_place(s);
+    let input_in_place = reads_input_until.is_some();
     for (i, st) in s.steps.iter().enumerate() {
         let n_args = st.args.len();
         let konst = kernel_const(&st.kernel);
@@ -197,7 +207,7 @@ pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) ->
         let mut reads_x = false;
         for a in &st.args {
             match a {
-                Arg::Arena(r) if input_in_place && i <= first_writer && *r == in_r => {
+                Arg::Arena(r) if reads_input_until.is_some_and(|last| i <= last) && *r == in_r => {
                     reads_x = true;
                     operands.push(quote!(x));
                 }

@@ -198,6 +198,7 @@ pub(crate) const A_LDA: usize = KC + 16;
 const MR_MAX: usize = 12;
 
 /// One register tile's operands, as the sweep hands them to a micro-kernel.
+#[derive(Clone, Copy)]
 pub(crate) struct Tile {
     /// A rows of the tile (copied, or laid out so by the caller): row `r` at `a + r·A_LDA`,
     /// unit k stride.
@@ -218,6 +219,28 @@ pub(crate) struct Tile {
     pub last: bool,
 }
 
+/// Runs `tile(t, v)` on the register tiles of one row tile: `panels` panels from `t`'s first,
+/// in groups of `nv` (the last may have fewer, `v`). Micro-kernels loop here themselves, so
+/// the sweep calls them once per row tile rather than once per register tile.
+#[inline(always)]
+pub(crate) unsafe fn for_each_group(t: &Tile, panels: usize, nv: usize, mut tile: impl FnMut(&Tile, usize)) {
+    let mut g = *t;
+    let mut p = 0;
+    while p < panels {
+        let v = nv.min(panels - p);
+        tile(&g, v);
+        p += v;
+        if p < panels {
+            g.b = g.b.add(v * g.panel_stride);
+            g.c = g.c.add(v * NR);
+            g.cols -= v * NR;
+            if !g.bias.is_null() {
+                g.bias = g.bias.add(v * NR);
+            }
+        }
+    }
+}
+
 /// Runs the tile sweep on `isa`.
 ///
 /// # Safety
@@ -236,11 +259,12 @@ pub(crate) unsafe fn run_mm(isa: Isa, mm: &Mm) {
     }
 }
 
-/// The loop nest shared by every ISA: k chunks of [`KC`], column blocks that fit L2, row tiles
-/// of `mr` (copied into a stack buffer of row stride [`A_LDA`]), then groups of up to `nv`
-/// panels. `tile(t, rows, panels)` computes one register tile.
+/// The loop nest shared by every ISA: k chunks of [`KC`], column blocks that fit L2 (a multiple
+/// of `nv` panels), row tiles of `mr` (copied into a stack buffer of row stride [`A_LDA`]).
+/// `row_tile(t, rows, panels)` computes one row tile across the column block: `rows` rows,
+/// `panels` panels from `t`'s (see [`for_each_group`]).
 #[inline(always)]
-pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl FnMut(&Tile, usize, usize)) {
+pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut row_tile: impl FnMut(&Tile, usize, usize)) {
     debug_assert!(mr <= MR_MAX);
     let panels = mm.n.div_ceil(NR);
     // Left uninitialized: micro-kernels read only the `rows × kc` floats copied in below, and
@@ -270,25 +294,20 @@ pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut tile: impl Fn
                     }
                     abuf.as_ptr().cast::<f32>()
                 };
-                let mut p = pb;
-                while p < pend {
-                    let v = nv.min(pend - p);
-                    let t = Tile {
-                        a: tile_a,
-                        kc,
-                        b: mm.b.add(p * mm.panel_stride + k0 * NR),
-                        panel_stride: mm.panel_stride,
-                        c: mm.c.add(i0 * mm.ldc + p * NR),
-                        ldc: mm.ldc,
-                        cols: mm.n - p * NR,
-                        bias: if mm.bias.is_null() { mm.bias } else { mm.bias.add(p * NR) },
-                        act: mm.act,
-                        first,
-                        last,
-                    };
-                    tile(&t, rows, v);
-                    p += v;
-                }
+                let t = Tile {
+                    a: tile_a,
+                    kc,
+                    b: mm.b.add(pb * mm.panel_stride + k0 * NR),
+                    panel_stride: mm.panel_stride,
+                    c: mm.c.add(i0 * mm.ldc + pb * NR),
+                    ldc: mm.ldc,
+                    cols: mm.n - pb * NR,
+                    bias: if mm.bias.is_null() { mm.bias } else { mm.bias.add(pb * NR) },
+                    act: mm.act,
+                    first,
+                    last,
+                };
+                row_tile(&t, rows, pend - pb);
                 i0 += rows;
             }
             pb = pend;

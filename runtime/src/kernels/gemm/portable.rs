@@ -1,7 +1,7 @@
 //! The portable micro-kernel: plain Rust over fixed-size arrays, written so LLVM vectorizes the
 //! 16-wide column loop for whatever the target offers (SSE2 on baseline x86-64, NEON on aarch64).
 
-use super::{sweep_with, Mm, Tile, A_LDA, NR};
+use super::{for_each_group, sweep_with, Mm, Tile, A_LDA, NR};
 use crate::kernels::Act;
 
 /// Rows per register tile.
@@ -10,11 +10,11 @@ pub(crate) const MR: usize = 4;
 type Row = [f32; NR];
 
 pub(crate) unsafe fn sweep(mm: &Mm) {
-    sweep_with(mm, MR, 1, |t, rows, _| match rows {
-        4 => tile::<4>(t),
-        3 => tile::<3>(t),
-        2 => tile::<2>(t),
-        _ => tile::<1>(t),
+    sweep_with(mm, MR, 1, |t, rows, panels| match rows {
+        4 => for_each_group(t, panels, 1, |t, _| tile::<4>(t)),
+        3 => for_each_group(t, panels, 1, |t, _| tile::<3>(t)),
+        2 => for_each_group(t, panels, 1, |t, _| tile::<2>(t)),
+        _ => for_each_group(t, panels, 1, |t, _| tile::<1>(t)),
     });
 }
 

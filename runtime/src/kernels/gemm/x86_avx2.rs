@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{sweep_with, Mm, Tile, A_LDA, NR};
+use super::{for_each_group, sweep_with, Mm, Tile, A_LDA, NR};
 use crate::kernels::Act;
 
 /// Rows per full register tile.
@@ -13,14 +13,21 @@ const PF_B: usize = 8;
 
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn sweep(mm: &Mm) {
-    sweep_with(mm, MR, 1, |t, rows, _| match rows {
-        6 => tile::<6>(t),
-        5 => tile::<5>(t),
-        4 => tile::<4>(t),
-        3 => tile::<3>(t),
-        2 => tile::<2>(t),
-        _ => tile::<1>(t),
+    sweep_with(mm, MR, 1, |t, rows, panels| match rows {
+        6 => row_tile::<6>(t, panels),
+        5 => row_tile::<5>(t, panels),
+        4 => row_tile::<4>(t, panels),
+        3 => row_tile::<3>(t, panels),
+        2 => row_tile::<2>(t, panels),
+        _ => row_tile::<1>(t, panels),
     });
+}
+
+/// `R` rows across `panels` panels.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_tile<const R: usize>(t: &Tile, panels: usize) {
+    for_each_group(t, panels, 1, |t, _| tile::<R>(t));
 }
 
 #[inline]

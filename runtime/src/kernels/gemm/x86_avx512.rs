@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{sweep_with, Mm, Tile, A_LDA, NR};
+use super::{for_each_group, sweep_with, Mm, Tile, A_LDA, NR};
 use crate::kernels::Act;
 
 /// Rows per full register tile.
@@ -17,11 +17,10 @@ const PF_B: usize = 8;
 const PF_B_BYTES: usize = 16 * NR * 4;
 
 macro_rules! dispatch {
-    ($t:expr, $rows:expr, $v:expr; $($r:literal)*) => {
-        match ($rows, $v) {
+    ($t:expr, $rows:expr, $panels:expr; $($r:literal)*) => {
+        match $rows {
             $(
-                ($r, 2) => tile::<$r, 2>($t),
-                ($r, _) => tile::<$r, 1>($t),
+                $r => row_tile::<$r>($t, $panels),
             )*
             _ => unreachable!(),
         }
@@ -30,7 +29,14 @@ macro_rules! dispatch {
 
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn sweep(mm: &Mm) {
-    sweep_with(mm, MR, NV, |t, rows, v| dispatch!(t, rows, v; 1 2 3 4 5 6 7 8 9 10 11 12));
+    sweep_with(mm, MR, NV, |t, rows, panels| dispatch!(t, rows, panels; 1 2 3 4 5 6 7 8 9 10 11 12));
+}
+
+/// `R` rows across `panels` panels, two at a time.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn row_tile<const R: usize>(t: &Tile, panels: usize) {
+    for_each_group(t, panels, NV, |t, v| if v == 2 { tile::<R, 2>(t) } else { tile::<R, 1>(t) });
 }
 
 /// `prefetchw`: the line in L1, owned for writing. (Rust's `_MM_HINT_ET0` needs the unstable

@@ -34,16 +34,46 @@ pub fn test_image(r: usize) -> Vec<f32> {
     (0..3 * r * r).map(|i| ((i as f32 * 0.618_034).fract() * 2.0 - 1.0) * 0.9).collect()
 }
 
-/// The SGEMM rate of our packed matrix product on one thread, GFLOP/s (best of `reps`), on a
-/// large square-ish product (784 × 1024 × 1024: MobileNet's biggest pointwise shapes, hot).
+/// A large single-thread product of our packed matrix product (784 × 1024 × 1024: MobileNet's
+/// biggest pointwise shapes, operands hot), timed to rate our kernels against.
+pub struct Sgemm {
+    a: Vec<f32>,
+    packed: Vec<f32>,
+    c: Vec<f32>,
+}
+
+impl Sgemm {
+    const M: usize = 784;
+    const K: usize = 1024;
+    const N: usize = 1024;
+
+    pub fn new() -> Sgemm {
+        use mobilenetc_runtime::kernels::gemm;
+        let a: Vec<f32> = (0..Self::M * Self::K).map(|i| (i % 7) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..Self::K * Self::N).map(|i| (i % 5) as f32 * 0.1).collect();
+        Sgemm { a, packed: gemm::pack(Self::K, Self::N, &b, false), c: vec![0.0; Self::M * Self::N] }
+    }
+
+    pub fn gflop(&self) -> f64 {
+        2.0 * (Self::M * Self::K * Self::N) as f64 / 1e9
+    }
+
+    /// One product, in seconds.
+    pub fn time(&mut self) -> f64 {
+        use mobilenetc_runtime::kernels::{gemm, Act};
+        time(|| gemm::matmul(Self::M, Self::K, Self::N, &self.a, Self::K, &self.packed, None, Act::None, &mut self.c, Self::N, 1))
+    }
+}
+
+impl Default for Sgemm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The SGEMM rate on one thread, GFLOP/s (best of `reps` products).
 pub fn sgemm_rate(reps: usize) -> f64 {
-    use mobilenetc_runtime::kernels::{gemm, Act};
-    let (m, k, n) = (784, 1024, 1024);
-    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-    let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
-    let packed = gemm::pack(k, n, &b, false);
-    let mut c = vec![0.0; m * n];
-    let flops = 2.0 * (m * k * n) as f64;
-    let t = (0..reps).map(|_| time(|| gemm::matmul(m, k, n, &a, k, &packed, None, Act::None, &mut c, n, 1))).collect::<Vec<_>>();
-    flops / best(&t) / 1e9
+    let mut s = Sgemm::new();
+    let t: Vec<f64> = (0..reps).map(|_| s.time()).collect();
+    s.gflop() / best(&t)
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use mobilenetc::exec::{run_step_threads, Executor};
 use mobilenetc::onnx::import::{import_bytes, ImportOptions};
-use mobilenetc_bench::{best, generated, median, sgemm_rate, test_image, time};
+use mobilenetc_bench::{best, generated, median, sgemm_rate, test_image, time, Sgemm};
 use tract_model::Tract;
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
@@ -28,14 +28,14 @@ fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("ours = generated code (mobilenetc codegen); ISA {:?}; load average {}", mobilenetc_runtime::kernels::isa::current(), load.trim());
     let sgemm = sgemm_rate(20);
-    println!("measured SGEMM rate (784x1024x1024, 1 thread, best of 20): {sgemm:.1} GFLOP/s\n");
+    println!("measured SGEMM rate (784x1024x1024, 1 thread, best of 20): {sgemm:.1} GFLOP/s (the per-step shares use its median over the per-step rounds instead)\n");
     let dir = std::path::PathBuf::from(option_env!("CARGO_TARGET_TMPDIR").unwrap_or("/tmp"));
     for name in &models {
-        bench_model(name, &threads, rounds, sgemm, &dir);
+        bench_model(name, &threads, rounds, &dir);
     }
 }
 
-fn bench_model(name: &str, threads: &[usize], rounds: usize, sgemm: f64, dir: &std::path::Path) {
+fn bench_model(name: &str, threads: &[usize], rounds: usize, dir: &std::path::Path) {
     let (mut ours, onnx) = generated::load(name).unwrap_or_else(|| panic!("unknown model {name} (1.0-224, 0.5-224, 0.25-224, seed)"));
     let r = generated::resolution(name);
     let path = dir.join(format!("mobilenet_v1_{name}.onnx"));
@@ -85,12 +85,18 @@ fn bench_model(name: &str, threads: &[usize], rounds: usize, sgemm: f64, dir: &s
 
     // Per-step times at each thread count (alternating within every run): median over runs of
     // the schedule's steps on the arena. GFLOP/s and the SGEMM share are for the first count.
+    // The SGEMM runs once per run too, so the share compares medians taken over the same
+    // stretch of time: this machine's speed drifts by 1.5× within minutes, and a rate measured
+    // once beforehand put whole tables off by that much.
     exec.run(&[(input.as_str(), &x)]).expect("run");
     let s = exec.schedule().clone();
     let mut arena = exec.arena().to_vec();
     let runs = 3 * rounds;
     let mut per: Vec<Vec<Vec<f64>>> = vec![vec![Vec::with_capacity(runs); s.steps.len()]; threads.len()];
+    let mut reference = Sgemm::new();
+    let mut sgemm_times = Vec::with_capacity(runs);
     for _ in 0..runs {
+        sgemm_times.push(reference.time());
         for (j, &t) in threads.iter().enumerate() {
             for (i, st) in s.steps.iter().enumerate() {
                 let t0 = Instant::now();
@@ -99,8 +105,9 @@ fn bench_model(name: &str, threads: &[usize], rounds: usize, sgemm: f64, dir: &s
             }
         }
     }
+    let sgemm = reference.gflop() / median(&sgemm_times);
     let cols: String = threads.iter().map(|t| format!(" {:>8}", format!("{t}T µs"))).collect();
-    println!("   per step (median of {runs} runs; GFLOP/s and % of the SGEMM rate at {} thread(s)):", threads[0]);
+    println!("   per step (median of {runs} runs; GFLOP/s and % of the SGEMM rate at {} thread(s), SGEMM median over the same runs {sgemm:.1} GFLOP/s):", threads[0]);
     println!("     {:<34} {:<10}{cols} {:>7} GFLOP/s", "step", "kind", "");
     let mut sums = std::collections::BTreeMap::<(usize, &str), f64>::new();
     for (i, st) in s.steps.iter().enumerate() {

@@ -10,9 +10,9 @@
 //! the same as blocks of 6. Channels are the inner loop (contiguous in NHWC, no cache-set
 //! conflicts at 512-1024 channels), with the last partial 16 handled by masks, not by a scalar
 //! tail. The blocks at the two ends of a row (some kx tap outside the image) are a separate
-//! instantiation that skips those taps; kernel rows outside the image are skipped per output row, so the interior
-//! loop never tests bounds. (Edge pixels used to run one at a time with their own address
-//! arithmetic: 18% of the time of a 14-wide layer; 7×7×1024 is now 20% faster.)
+//! instantiation that skips those taps; kernel rows outside the image are skipped per output
+//! row, so the interior loop never tests bounds. (Edge pixels used to run one at a time with
+//! their own address arithmetic: 18% of the time of a 14-wide layer.)
 //!
 //! Summation order per output value: bias, then taps in (ky, kx) order, on every pixel kind.
 

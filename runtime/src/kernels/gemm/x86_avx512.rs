@@ -153,80 +153,42 @@ unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
 unsafe fn k_loop_12x2(acc: &mut [[__m512; 2]; 12], a: *const f32, b: *const f32, ps: usize, pairs: usize) {
     const { assert!(MR == 12 && NV == 2 && A_LDA * 4 * 11 < i32::MAX as usize) };
     debug_assert!(pairs > 0);
+    // One k step: `$kb` bytes into the B rows, `$ka` bytes into the A rows.
+    macro_rules! k_step {
+        ($kb:literal, $ka:literal) => {
+            concat!(
+                "vmovups {b0}, [{b} + ", $kb, "]\n",
+                "vmovups {b1}, [{b} + {ps} + ", $kb, "]\n",
+                "prefetcht0 [{b} + {pf} + ", $kb, "]\n",
+                "prefetcht0 [{b} + {ps} + {pf} + ", $kb, "]\n",
+                embedded!($ka; 0 1 2 3),
+                broadcast!($ka; 4 5 6 7 8 9 10 11),
+            )
+        };
+    }
+    // Rows whose A element the FMA broadcasts from memory itself.
+    macro_rules! embedded {
+        ($ka:literal; $($r:literal)*) => {
+            concat!($(
+                "vfmadd231ps {c", $r, "0}, {b0}, dword ptr [{a} + {r", $r, "} + ", $ka, "]{{1to16}}\n",
+                "vfmadd231ps {c", $r, "1}, {b1}, dword ptr [{a} + {r", $r, "} + ", $ka, "]{{1to16}}\n",
+            )*)
+        };
+    }
+    // Rows whose A element goes through the broadcast register `t`.
+    macro_rules! broadcast {
+        ($ka:literal; $($r:literal)*) => {
+            concat!($(
+                "vbroadcastss {t}, dword ptr [{a} + {r", $r, "} + ", $ka, "]\n",
+                "vfmadd231ps {c", $r, "0}, {b0}, {t}\n",
+                "vfmadd231ps {c", $r, "1}, {b1}, {t}\n",
+            )*)
+        };
+    }
     std::arch::asm!(
         "2:",
-        "vmovups {b0}, [{b}]",
-        "vmovups {b1}, [{b} + {ps}]",
-        "prefetcht0 [{b} + {pf}]",
-        "prefetcht0 [{b} + {ps} + {pf}]",
-        "vfmadd231ps {c00}, {b0}, dword ptr [{a}]{{1to16}}",
-        "vfmadd231ps {c01}, {b1}, dword ptr [{a}]{{1to16}}",
-        "vfmadd231ps {c10}, {b0}, dword ptr [{a} + {r1}]{{1to16}}",
-        "vfmadd231ps {c11}, {b1}, dword ptr [{a} + {r1}]{{1to16}}",
-        "vfmadd231ps {c20}, {b0}, dword ptr [{a} + {r2}]{{1to16}}",
-        "vfmadd231ps {c21}, {b1}, dword ptr [{a} + {r2}]{{1to16}}",
-        "vfmadd231ps {c30}, {b0}, dword ptr [{a} + {r3}]{{1to16}}",
-        "vfmadd231ps {c31}, {b1}, dword ptr [{a} + {r3}]{{1to16}}",
-        "vbroadcastss {t}, dword ptr [{a} + {r4}]",
-        "vfmadd231ps {c40}, {b0}, {t}",
-        "vfmadd231ps {c41}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r5}]",
-        "vfmadd231ps {c50}, {b0}, {t}",
-        "vfmadd231ps {c51}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r6}]",
-        "vfmadd231ps {c60}, {b0}, {t}",
-        "vfmadd231ps {c61}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r7}]",
-        "vfmadd231ps {c70}, {b0}, {t}",
-        "vfmadd231ps {c71}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r8}]",
-        "vfmadd231ps {c80}, {b0}, {t}",
-        "vfmadd231ps {c81}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r9}]",
-        "vfmadd231ps {c90}, {b0}, {t}",
-        "vfmadd231ps {c91}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r10}]",
-        "vfmadd231ps {c100}, {b0}, {t}",
-        "vfmadd231ps {c101}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r11}]",
-        "vfmadd231ps {c110}, {b0}, {t}",
-        "vfmadd231ps {c111}, {b1}, {t}",
-        "vmovups {b0}, [{b} + 64]",
-        "vmovups {b1}, [{b} + {ps} + 64]",
-        "prefetcht0 [{b} + {pf} + 64]",
-        "prefetcht0 [{b} + {ps} + {pf} + 64]",
-        "vfmadd231ps {c00}, {b0}, dword ptr [{a} + 4]{{1to16}}",
-        "vfmadd231ps {c01}, {b1}, dword ptr [{a} + 4]{{1to16}}",
-        "vfmadd231ps {c10}, {b0}, dword ptr [{a} + {r1} + 4]{{1to16}}",
-        "vfmadd231ps {c11}, {b1}, dword ptr [{a} + {r1} + 4]{{1to16}}",
-        "vfmadd231ps {c20}, {b0}, dword ptr [{a} + {r2} + 4]{{1to16}}",
-        "vfmadd231ps {c21}, {b1}, dword ptr [{a} + {r2} + 4]{{1to16}}",
-        "vfmadd231ps {c30}, {b0}, dword ptr [{a} + {r3} + 4]{{1to16}}",
-        "vfmadd231ps {c31}, {b1}, dword ptr [{a} + {r3} + 4]{{1to16}}",
-        "vbroadcastss {t}, dword ptr [{a} + {r4} + 4]",
-        "vfmadd231ps {c40}, {b0}, {t}",
-        "vfmadd231ps {c41}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r5} + 4]",
-        "vfmadd231ps {c50}, {b0}, {t}",
-        "vfmadd231ps {c51}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r6} + 4]",
-        "vfmadd231ps {c60}, {b0}, {t}",
-        "vfmadd231ps {c61}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r7} + 4]",
-        "vfmadd231ps {c70}, {b0}, {t}",
-        "vfmadd231ps {c71}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r8} + 4]",
-        "vfmadd231ps {c80}, {b0}, {t}",
-        "vfmadd231ps {c81}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r9} + 4]",
-        "vfmadd231ps {c90}, {b0}, {t}",
-        "vfmadd231ps {c91}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r10} + 4]",
-        "vfmadd231ps {c100}, {b0}, {t}",
-        "vfmadd231ps {c101}, {b1}, {t}",
-        "vbroadcastss {t}, dword ptr [{a} + {r11} + 4]",
-        "vfmadd231ps {c110}, {b0}, {t}",
-        "vfmadd231ps {c111}, {b1}, {t}",
+        k_step!("0", "0"),
+        k_step!("64", "4"),
         "add {a}, 8",
         "add {b}, 128",
         "dec {n}",
@@ -236,6 +198,7 @@ unsafe fn k_loop_12x2(acc: &mut [[__m512; 2]; 12], a: *const f32, b: *const f32,
         n = inout(reg) pairs => _,
         ps = in(reg) ps * 4,
         pf = const PF_B_BYTES,
+        r0 = const 0,
         r1 = const A_LDA * 4,
         r2 = const 2 * A_LDA * 4,
         r3 = const 3 * A_LDA * 4,

@@ -135,8 +135,9 @@ fn depthwise_wide_rows_and_channel_tails() {
     let mut r = rng(30);
     let mut i = 0;
     for c in [3, 16, 17, 32, 50, 64] {
-        for (s, pads) in [(1, [1, 1, 1, 1]), (2, [1, 1, 1, 1]), (2, [0, 0, 1, 1]), (1, [0, 0, 0, 0]), (2, [0, 1, 1, 0])] {
-            // Full blocks of 12 (stride 1) or 6 (stride 2), with and without edge taps, and
+        for (s, pads) in [(1, [1, 1, 1, 1]), (2, [1, 1, 1, 1]), (2, [0, 0, 1, 1]), (1, [0, 0, 0, 0]), (2, [0, 1, 1, 0]), (1, [2, 2, 2, 2]), (2, [2, 2, 2, 2])] {
+            // Full blocks of 12 (stride 1) or 6 (stride 2), with and without edge taps (one column
+            // off an end with padding 1, two with padding 2), and
             // partial blocks of 1, 6, 9, 11 (stride 1) and of every size (stride 2).
             for (h, w) in [(4, 25), (7, 18), (3, 11), (3, 33)] {
                 check(conv(1, [h, w], [c, c], c, [3, 3], [s, s], pads, rand_act(&mut r)), 200 + i);

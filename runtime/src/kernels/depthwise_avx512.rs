@@ -9,10 +9,11 @@
 //! weight loads and block set-ups per pixel); at stride 2, blocks of 8 (17 columns) measured
 //! the same as blocks of 6. Channels are the inner loop (contiguous in NHWC, no cache-set
 //! conflicts at 512-1024 channels), with the last partial 16 handled by masks, not by a scalar
-//! tail. The blocks at the two ends of a row (some kx tap outside the image) are a separate
-//! instantiation that skips those taps; kernel rows outside the image are skipped per output
-//! row, so the interior loop never tests bounds. (Edge pixels used to run one at a time with
-//! their own address arithmetic: 18% of the time of a 14-wide layer.)
+//! tail. The blocks at the two ends of a row (some kx tap outside the image) are separate
+//! instantiations that skip those taps, chosen at compile time for the usual one column off
+//! an end (a 14-wide row is two such blocks; testing each tap at run time cost 8-19% of the
+//! 28×28 to 7×7 layers' depthwise time); kernel rows outside the image are skipped per output
+//! row, so the interior loop never tests bounds.
 //!
 //! Summation order per output value: bias, then taps in (ky, kx) order, on every pixel kind.
 
@@ -68,6 +69,14 @@ struct Row<'a> {
     chunk_stride: usize,
 }
 
+/// Which columns of a register block lie outside the input row (see [`Row::block`]).
+const CUT_NONE: u8 = 0;
+const CUT_LEFT: u8 = 1;
+const CUT_RIGHT: u8 = 2;
+const CUT_BOTH: u8 = 3;
+/// More than one column off an end (padding over one): tested per tap.
+const CUT_TESTED: u8 = 4;
+
 /// The lane mask of the 16 channels from `c0` (fewer at the end).
 #[inline(always)]
 fn mask(c: usize, c0: usize) -> u16 {
@@ -102,13 +111,26 @@ impl Row<'_> {
         let mut ox = 0;
         while ox < cv.ow {
             let ix0 = (ox * SW) as isize - cv.pad_left as isize;
-            let edge = ix0 < 0 || ix0 + ((n - 1) * SW + 3) as isize > cv.w as isize;
+            // Columns of the block outside the row, on the left and on the right: with the usual
+            // padding of one, at most one each, a case compiled without any test per tap.
+            let left = (-ix0).max(0);
+            let right = (ix0 + ((n - 1) * SW + 3) as isize - cv.w as isize).max(0);
+            let cut = match (left, right) {
+                (0, 0) => CUT_NONE,
+                (1, 0) => CUT_LEFT,
+                (0, 1) => CUT_RIGHT,
+                (1, 1) => CUT_BOTH,
+                _ => CUT_TESTED,
+            };
             macro_rules! go {
                 ($($n:literal)*) => {
-                    match (n, edge) {
+                    match (n, cut) {
                         $(
-                            ($n, false) => self.block::<SW, $n, false>(b, iy0, kys.clone(), next.clone(), ix0, ox, out_row),
-                            ($n, true) => self.block::<SW, $n, true>(b, iy0, kys.clone(), next.clone(), ix0, ox, out_row),
+                            ($n, CUT_NONE) => self.block::<SW, $n, CUT_NONE>(b, iy0, kys.clone(), next.clone(), ix0, ox, out_row),
+                            ($n, CUT_LEFT) => self.block::<SW, $n, CUT_LEFT>(b, iy0, kys.clone(), next.clone(), ix0, ox, out_row),
+                            ($n, CUT_RIGHT) => self.block::<SW, $n, CUT_RIGHT>(b, iy0, kys.clone(), next.clone(), ix0, ox, out_row),
+                            ($n, CUT_BOTH) => self.block::<SW, $n, CUT_BOTH>(b, iy0, kys.clone(), next.clone(), ix0, ox, out_row),
+                            ($n, _) => self.block::<SW, $n, CUT_TESTED>(b, iy0, kys.clone(), next.clone(), ix0, ox, out_row),
                         )*
                         _ => unreachable!(),
                     }
@@ -121,18 +143,25 @@ impl Row<'_> {
     }
 
     /// `N` output columns from `ox` (input columns from `ix0`, which may lie left of the row),
-    /// all channels. With `EDGE`, taps outside the row are skipped (padding zeros would add
-    /// nothing); otherwise the loop has no test at all.
+    /// all channels. Taps on columns outside the row are skipped (padding zeros would add
+    /// nothing): which columns those are is known at compile time (`CUT`), except for
+    /// [`CUT_TESTED`], which tests each tap.
     #[inline]
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn block<const SW: usize, const N: usize, const EDGE: bool>(&self, b: usize, iy0: isize, kys: Range<usize>, next: Range<usize>, ix0: isize, ox: usize, out_row: *mut f32) {
+    unsafe fn block<const SW: usize, const N: usize, const CUT: u8>(&self, b: usize, iy0: isize, kys: Range<usize>, next: Range<usize>, ix0: isize, ox: usize, out_row: *mut f32) {
         let cv = self.cv;
         let c = cv.c_in;
         let ncols = (N - 1) * SW + 3;
         // Columns i of the block inside the row: i_lo..i_hi.
-        let (i_lo, i_hi) = if EDGE { ((-ix0).max(0) as usize, (cv.w as isize - ix0).clamp(0, ncols as isize) as usize) } else { (0, ncols) };
-        let inside = |i: usize| !EDGE || (i >= i_lo && i < i_hi);
+        let (i_lo, i_hi) = match CUT {
+            CUT_NONE => (0, ncols),
+            CUT_LEFT => (1, ncols),
+            CUT_RIGHT => (0, ncols - 1),
+            CUT_BOTH => (1, ncols - 1),
+            _ => ((-ix0).max(0) as usize, (cv.w as isize - ix0).clamp(0, ncols as isize) as usize),
+        };
+        let inside = |i: usize| i >= i_lo && i < i_hi;
         let mut c0 = 0;
         while c0 < c {
             let m = mask(c, c0);

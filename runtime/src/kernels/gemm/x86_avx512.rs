@@ -140,14 +140,14 @@ unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
 ///
 /// In assembly because of what the compiled loop could not do: it spent 43 µops per 24 FMAs
 /// (12 broadcasts, 2 B loads, 2 prefetches, loop control), near the 4-per-cycle rename limit
-/// of this core against the FMA units' 12 cycles. Here rows 0-3 take A as an embedded
-/// broadcast inside the FMA (one fused µop, but a load each: all twelve rows so would exceed the
-/// two load ports), rows 4-11 through a broadcast register, and loop control is paid once per
-/// two k steps: 37.5 µops and 20 loads per k step. Same operations in the same order as the
-/// Rust loop, so the sums are bit-identical. In-process A/B on the whole 1.0-224 (one thread,
-/// generated code): 6.5% faster at the median. The gain is in the phases where the other
-/// hyperthread of this core is busy (it shares the front end); with the core to itself the
-/// two loops run alike.
+/// of this core against the FMA units' 12 cycles. Here loop control is paid once per two k
+/// steps: 41.5 µops and 16 loads per k step. Same operations in the same order as the Rust
+/// loop, so the sums are bit-identical. In-process A/B on the whole 1.0-224 (one thread,
+/// generated code): 6.5% faster at the median, in the phases where the other hyperthread of
+/// this core is busy (it shares the front end). Taking the A elements of some rows as
+/// embedded broadcasts inside the FMAs (one fused µop each, but one load per FMA) measured
+/// 0.5-1% slower on the whole model than broadcasting every row through a register, with 4
+/// such rows and with 2: fewer loads counted for more than fewer µops.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn k_loop_12x2(acc: &mut [[__m512; 2]; 12], a: *const f32, b: *const f32, ps: usize, pairs: usize) {
@@ -161,21 +161,11 @@ unsafe fn k_loop_12x2(acc: &mut [[__m512; 2]; 12], a: *const f32, b: *const f32,
                 "vmovups {b1}, [{b} + {ps} + ", $kb, "]\n",
                 "prefetcht0 [{b} + {pf} + ", $kb, "]\n",
                 "prefetcht0 [{b} + {ps} + {pf} + ", $kb, "]\n",
-                embedded!($ka; 0 1 2 3),
-                broadcast!($ka; 4 5 6 7 8 9 10 11),
+                broadcast!($ka; 0 1 2 3 4 5 6 7 8 9 10 11),
             )
         };
     }
-    // Rows whose A element the FMA broadcasts from memory itself.
-    macro_rules! embedded {
-        ($ka:literal; $($r:literal)*) => {
-            concat!($(
-                "vfmadd231ps {c", $r, "0}, {b0}, dword ptr [{a} + {r", $r, "} + ", $ka, "]{{1to16}}\n",
-                "vfmadd231ps {c", $r, "1}, {b1}, dword ptr [{a} + {r", $r, "} + ", $ka, "]{{1to16}}\n",
-            )*)
-        };
-    }
-    // Rows whose A element goes through the broadcast register `t`.
+    // Each row's A element goes through the broadcast register `t`.
     macro_rules! broadcast {
         ($ka:literal; $($r:literal)*) => {
             concat!($(

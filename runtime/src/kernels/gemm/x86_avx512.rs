@@ -1,5 +1,5 @@
 //! AVX-512F micro-kernels: tiles of up to 12 rows × 32 columns (two B panels, 24 zmm
-//! accumulators); A elements are broadcast straight from memory into the FMAs.
+//! accumulators); each A element is broadcast into a register once per row and k step.
 
 use std::arch::x86_64::*;
 

@@ -162,19 +162,32 @@ impl Row<'_> {
             _ => ((-ix0).max(0) as usize, (cv.w as isize - ix0).clamp(0, ncols as isize) as usize),
         };
         let inside = |i: usize| i >= i_lo && i < i_hi;
+        // Everything that does not change with the channel: the three input rows (at the block's
+        // first column; rows outside the image are never read) and the rows to prefetch.
+        let row_at = |iy: usize| self.at(b, iy, 0).wrapping_offset(ix0 * c as isize);
+        let mut rows = [std::ptr::null(); 3];
+        for ky in kys.clone() {
+            rows[ky] = row_at((iy0 + ky as isize) as usize);
+        }
+        let (ky_lo, ky_hi) = (kys.start, kys.end);
+        let pf = [next.clone().next().map(row_at), next.clone().nth(1).map(row_at)];
         let mut c0 = 0;
         while c0 < c {
             let m = mask(c, c0);
-            for iy in next.clone() {
-                let src = self.at(b, iy, 0).wrapping_offset(ix0 * c as isize).add(c0) as *const i8;
+            for src in pf.iter().flatten() {
+                let src = src.wrapping_add(c0) as *const i8;
                 for i in 0..N * SW {
                     _mm_prefetch::<_MM_HINT_T1>(src.wrapping_add(i * c * 4));
                 }
             }
             let bv = _mm512_maskz_loadu_ps(m, self.bias.add(c0));
             let mut acc = [bv; N];
-            for ky in kys.clone() {
-                let src = self.at(b, (iy0 + ky as isize) as usize, 0).wrapping_offset(ix0 * c as isize).add(c0);
+            // Unrolled over the three kernel rows; the test skips rows outside the image.
+            for (ky, row) in rows.iter().enumerate() {
+                if ky < ky_lo || ky >= ky_hi {
+                    continue;
+                }
+                let src = row.add(c0);
                 // Sized for the widest block instantiated (12 columns at stride 2, never run:
                 // `row_blocks` at stride 2 takes blocks of at most 6); only `ncols` are used.
                 let mut col = [_mm512_setzero_ps(); 25];

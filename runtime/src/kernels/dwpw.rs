@@ -112,7 +112,7 @@ impl DwPw {
 
     /// How a band of `pixels` depthwise output pixels is laid out. With the AVX-512 depthwise
     /// kernel the band is written as the matrix product's copied A tiles (rows `A_LDA` apart,
-    /// one block per k chunk), so the product reads it in place instead of copying each 12-row
+    /// one block per k chunk), so the product reads it in place instead of copying each 14-row
     /// tile first (a fifth of block 1's product at K = 32); otherwise plain NHWC.
     fn band_layout(&self, isa: isa::Isa, pixels: usize) -> Band {
         #[cfg(target_arch = "x86_64")]

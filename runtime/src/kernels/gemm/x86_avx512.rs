@@ -144,13 +144,14 @@ unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
 /// In assembly because of what the compiled loop could not do: for a 12-row tile it spent 43
 /// µops per 24 FMAs (12 broadcasts, 2 B loads, 2 prefetches, loop control), near the
 /// 4-per-cycle rename limit of this core against the FMA units' 12 cycles. Here loop control
-/// is paid once per two k steps: 47.5 µops and 18 loads per k step of 28 FMAs. Same operations in the same order as the Rust
-/// loop, so the sums are bit-identical. In-process A/B on the whole 1.0-224 (one thread,
-/// generated code): 6.5% faster at the median, in the phases where the other hyperthread of
-/// this core is busy (it shares the front end). Taking the A elements of some rows as
-/// embedded broadcasts inside the FMAs (one fused µop each, but one load per FMA) measured
-/// 0.5-1% slower on the whole model than broadcasting every row through a register, with 4
-/// such rows and with 2: fewer loads counted for more than fewer µops.
+/// is paid once per two k steps: 47.5 µops and 18 loads per k step of 28 FMAs. Same
+/// operations in the same order as the Rust loop, so the sums are bit-identical. In-process
+/// A/B on the whole 1.0-224 (one thread, generated code, 12-row tiles): 6.5% faster at the
+/// median, in the phases where the other hyperthread of this core is busy (it shares the
+/// front end). Taking the A elements of some rows as embedded broadcasts inside the FMAs (one
+/// fused µop each, but one load per FMA) measured 0.5-1% slower on the whole model than
+/// broadcasting every row through a register, with 4 such rows and with 2: fewer loads
+/// counted for more than fewer µops.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn k_loop_14x2(acc: &mut [[__m512; 2]; 14], a: *const f32, b: *const f32, ps: usize, pairs: usize) {

@@ -56,11 +56,13 @@ fn matmul_random_shapes_strides_epilogues() {
 }
 
 /// Long rows run in k chunks (k = 600 → 256 + 256 + 88) with A rows at any stride, including
-/// the 2 and 4 KiB strides whose rows share L1 sets.
+/// the 2 and 4 KiB strides whose rows share L1 sets; single rows (matrix-vector products, up
+/// to eight panels at a time) across many panels and a partial last panel.
 #[test]
 fn matmul_packed_a_path() {
     let mut r = rng(26);
-    for &(m, k, n, lda) in &[(13, 600, 37, 1024), (49, 1024, 40, 1024), (14, 512, 64, 512), (12, 700, 33, 2048), (5, 512, 16, 515), (25, 700, 33, 1000)] {
+    let shapes = [(13, 600, 37, 1024), (49, 1024, 40, 1024), (14, 512, 64, 512), (12, 700, 33, 2048), (5, 512, 16, 515), (25, 700, 33, 1000), (1, 600, 1000, 600), (1, 37, 300, 40)];
+    for &(m, k, n, lda) in &shapes {
         let a = rand_vec(&mut r, (m - 1) * lda + k);
         let b = rand_vec(&mut r, k * n);
         let bias = rand_vec(&mut r, n);

@@ -39,6 +39,21 @@ pub(crate) unsafe fn sweep(mm: &Mm) {
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn row_tile<const R: usize>(t: &Tile, panels: usize) {
+    if R == 1 {
+        // A matrix-vector product (a dense layer at batch 1): bound by streaming B, so up to
+        // eight panels at once, for eight independent streams and sums.
+        for_each_group(t, panels, 8, |t, v| match v {
+            8 => tile::<1, 8>(t),
+            7 => tile::<1, 7>(t),
+            6 => tile::<1, 6>(t),
+            5 => tile::<1, 5>(t),
+            4 => tile::<1, 4>(t),
+            3 => tile::<1, 3>(t),
+            2 => tile::<1, 2>(t),
+            _ => tile::<1, 1>(t),
+        });
+        return;
+    }
     for_each_group(t, panels, NV, |t, v| if v == 2 { tile::<R, 2>(t) } else { tile::<R, 1>(t) });
 }
 

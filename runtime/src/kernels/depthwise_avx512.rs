@@ -188,12 +188,17 @@ impl Row<'_> {
                     continue;
                 }
                 let src = row.add(c0);
+                // The column stride, hidden from the optimizer, so that it forms the column
+                // addresses here (one add each) instead of hoisting all 42 of a block out of the
+                // channel loop, which it then spilled and reloaded for every 16 channels. 3-13%
+                // faster depthwise layers (alone), 1% on the whole 1.0-224.
+                let cstep = std::hint::black_box(c);
                 // Sized for the widest block instantiated (12 columns at stride 2, never run:
                 // `row_blocks` at stride 2 takes blocks of at most 6); only `ncols` are used.
                 let mut col = [_mm512_setzero_ps(); 25];
                 for (i, x) in col.iter_mut().enumerate().take(ncols) {
                     if inside(i) {
-                        *x = _mm512_maskz_loadu_ps(m, src.wrapping_add(i * c));
+                        *x = _mm512_maskz_loadu_ps(m, src.wrapping_add(i * cstep));
                     }
                 }
                 let wk = self.w.add(ky * 3 * c + c0);

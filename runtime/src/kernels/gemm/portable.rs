@@ -11,11 +11,17 @@ type Row = [f32; NR];
 
 pub(crate) unsafe fn sweep(mm: &Mm) {
     sweep_with(mm, MR, 1, |t, rows, panels| match rows {
-        4 => for_each_group(t, panels, 1, |t, _| tile::<4>(t)),
-        3 => for_each_group(t, panels, 1, |t, _| tile::<3>(t)),
-        2 => for_each_group(t, panels, 1, |t, _| tile::<2>(t)),
-        _ => for_each_group(t, panels, 1, |t, _| tile::<1>(t)),
+        4 => row_tile::<4>(t, panels),
+        3 => row_tile::<3>(t, panels),
+        2 => row_tile::<2>(t, panels),
+        _ => row_tile::<1>(t, panels),
     });
+}
+
+/// `R` rows across `panels` panels, one at a time.
+#[inline]
+unsafe fn row_tile<const R: usize>(t: &Tile, panels: usize) {
+    for_each_group(t, panels, 1, |t, _| tile::<R>(t));
 }
 
 /// `acc += a · b`, lane-wise (a separate function so each row's update vectorizes on its own).

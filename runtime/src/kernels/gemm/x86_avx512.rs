@@ -104,7 +104,12 @@ unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
     if R == MR && V == NV && t.kc >= 2 {
         let pairs = t.kc / 2;
         // `R`, `V` are these: the cast only names the type.
-        k_loop_14x2(&mut *(&mut acc as *mut [[__m512; V]; R]).cast::<[[__m512; 2]; 14]>(), t.a, t.b, ps, pairs);
+        let acc14 = &mut *(&mut acc as *mut [[__m512; V]; R]).cast::<[[__m512; 2]; 14]>();
+        if t.pf_step == 0 {
+            k_loop_14x2::<false>(acc14, t.a, t.b, ps, pairs, t.pf, 0);
+        } else {
+            k_loop_14x2::<true>(acc14, t.a, t.b, ps, pairs, t.pf, t.pf_step);
+        }
         k0 = 2 * pairs;
     }
     for kk in k0..t.kc {
@@ -169,7 +174,7 @@ unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
 /// counted for more than fewer µops.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn k_loop_14x2(acc: &mut [[__m512; 2]; 14], a: *const f32, b: *const f32, ps: usize, pairs: usize) {
+unsafe fn k_loop_14x2<const AHEAD: bool>(acc: &mut [[__m512; 2]; 14], a: *const f32, b: *const f32, ps: usize, pairs: usize, pf: *const f32, pf_step: usize) {
     const { assert!(MR == 14 && NV == 2 && A_LDA * 4 * 13 < i32::MAX as usize) };
     debug_assert!(pairs > 0);
     // One k step: `$kb` bytes into the B rows, `$ka` bytes into the A rows.
@@ -194,64 +199,78 @@ unsafe fn k_loop_14x2(acc: &mut [[__m512; 2]; 14], a: *const f32, b: *const f32,
             )*)
         };
     }
-    std::arch::asm!(
-        "2:",
-        k_step!("0", "0"),
-        k_step!("64", "4"),
-        "add {a}, 8",
-        "add {b}, 128",
-        "dec {n}",
-        "jnz 2b",
-        a = inout(reg) a => _,
-        b = inout(reg) b => _,
-        n = inout(reg) pairs => _,
-        ps = in(reg) ps * 4,
-        pf = const PF_B_BYTES,
-        r0 = const 0,
-        r1 = const A_LDA * 4,
-        r2 = const 2 * A_LDA * 4,
-        r3 = const 3 * A_LDA * 4,
-        r4 = const 4 * A_LDA * 4,
-        r5 = const 5 * A_LDA * 4,
-        r6 = const 6 * A_LDA * 4,
-        r7 = const 7 * A_LDA * 4,
-        r8 = const 8 * A_LDA * 4,
-        r9 = const 9 * A_LDA * 4,
-        r10 = const 10 * A_LDA * 4,
-        r11 = const 11 * A_LDA * 4,
-        r12 = const 12 * A_LDA * 4,
-        r13 = const 13 * A_LDA * 4,
-        b0 = out(zmm_reg) _,
-        b1 = out(zmm_reg) _,
-        t = out(zmm_reg) _,
-        c00 = inout(zmm_reg) acc[0][0],
-        c01 = inout(zmm_reg) acc[0][1],
-        c10 = inout(zmm_reg) acc[1][0],
-        c11 = inout(zmm_reg) acc[1][1],
-        c20 = inout(zmm_reg) acc[2][0],
-        c21 = inout(zmm_reg) acc[2][1],
-        c30 = inout(zmm_reg) acc[3][0],
-        c31 = inout(zmm_reg) acc[3][1],
-        c40 = inout(zmm_reg) acc[4][0],
-        c41 = inout(zmm_reg) acc[4][1],
-        c50 = inout(zmm_reg) acc[5][0],
-        c51 = inout(zmm_reg) acc[5][1],
-        c60 = inout(zmm_reg) acc[6][0],
-        c61 = inout(zmm_reg) acc[6][1],
-        c70 = inout(zmm_reg) acc[7][0],
-        c71 = inout(zmm_reg) acc[7][1],
-        c80 = inout(zmm_reg) acc[8][0],
-        c81 = inout(zmm_reg) acc[8][1],
-        c90 = inout(zmm_reg) acc[9][0],
-        c91 = inout(zmm_reg) acc[9][1],
-        c100 = inout(zmm_reg) acc[10][0],
-        c101 = inout(zmm_reg) acc[10][1],
-        c110 = inout(zmm_reg) acc[11][0],
-        c111 = inout(zmm_reg) acc[11][1],
-        c120 = inout(zmm_reg) acc[12][0],
-        c121 = inout(zmm_reg) acc[12][1],
-        c130 = inout(zmm_reg) acc[13][0],
-        c131 = inout(zmm_reg) acc[13][1],
-        options(nostack, readonly),
-    );
+    macro_rules! k_loop {
+        ($($ahead:literal),*) => {
+            std::arch::asm!(
+                "2:",
+                k_step!("0", "0"),
+                k_step!("64", "4"),
+                $($ahead,)*
+                "add {a}, 8",
+                "add {b}, 128",
+                "dec {n}",
+                "jnz 2b",
+                a = inout(reg) a => _,
+                b = inout(reg) b => _,
+                n = inout(reg) pairs => _,
+                pn = inout(reg) pf => _,
+                pstep = in(reg) pf_step,
+                ps = in(reg) ps * 4,
+                pf = const PF_B_BYTES,
+                r0 = const 0,
+                r1 = const A_LDA * 4,
+                r2 = const 2 * A_LDA * 4,
+                r3 = const 3 * A_LDA * 4,
+                r4 = const 4 * A_LDA * 4,
+                r5 = const 5 * A_LDA * 4,
+                r6 = const 6 * A_LDA * 4,
+                r7 = const 7 * A_LDA * 4,
+                r8 = const 8 * A_LDA * 4,
+                r9 = const 9 * A_LDA * 4,
+                r10 = const 10 * A_LDA * 4,
+                r11 = const 11 * A_LDA * 4,
+                r12 = const 12 * A_LDA * 4,
+                r13 = const 13 * A_LDA * 4,
+                b0 = out(zmm_reg) _,
+                b1 = out(zmm_reg) _,
+                t = out(zmm_reg) _,
+                c00 = inout(zmm_reg) acc[0][0],
+                c01 = inout(zmm_reg) acc[0][1],
+                c10 = inout(zmm_reg) acc[1][0],
+                c11 = inout(zmm_reg) acc[1][1],
+                c20 = inout(zmm_reg) acc[2][0],
+                c21 = inout(zmm_reg) acc[2][1],
+                c30 = inout(zmm_reg) acc[3][0],
+                c31 = inout(zmm_reg) acc[3][1],
+                c40 = inout(zmm_reg) acc[4][0],
+                c41 = inout(zmm_reg) acc[4][1],
+                c50 = inout(zmm_reg) acc[5][0],
+                c51 = inout(zmm_reg) acc[5][1],
+                c60 = inout(zmm_reg) acc[6][0],
+                c61 = inout(zmm_reg) acc[6][1],
+                c70 = inout(zmm_reg) acc[7][0],
+                c71 = inout(zmm_reg) acc[7][1],
+                c80 = inout(zmm_reg) acc[8][0],
+                c81 = inout(zmm_reg) acc[8][1],
+                c90 = inout(zmm_reg) acc[9][0],
+                c91 = inout(zmm_reg) acc[9][1],
+                c100 = inout(zmm_reg) acc[10][0],
+                c101 = inout(zmm_reg) acc[10][1],
+                c110 = inout(zmm_reg) acc[11][0],
+                c111 = inout(zmm_reg) acc[11][1],
+                c120 = inout(zmm_reg) acc[12][0],
+                c121 = inout(zmm_reg) acc[12][1],
+                c130 = inout(zmm_reg) acc[13][0],
+                c131 = inout(zmm_reg) acc[13][1],
+                options(nostack, readonly),
+            )
+        };
+    }
+    // The next block's prefetch (see `Ahead` in the sweep) costs 2 µops per 2 k steps, so
+    // only tiles that have one pay for it; the other variant names its registers in a comment.
+    if AHEAD {
+        k_loop!("prefetcht1 [{pn}]", "add {pn}, {pstep}");
+    } else {
+        k_loop!("# {pn} {pstep}");
+    }
 }

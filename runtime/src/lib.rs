@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod kernels;
 pub mod loss;
+pub mod memory;
 pub mod model;
 pub mod npy;
 pub mod onnx;

@@ -328,7 +328,7 @@ pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) ->
                 }
 
                 fn with_weights(weights: m::Weights) -> Self {
-                    #name { arena: vec![0.0; #arena_len], weights, threads: Self::DEFAULT_THREADS }
+                    #name { arena: ::mobilenetc_runtime::memory::zeroed(#arena_len), weights, threads: Self::DEFAULT_THREADS }
                 }
 
                 /// Splits each layer's output over `threads` threads (at least 1) from the next

@@ -655,7 +655,7 @@ pub fn generate_training(graph: &Graph, batch: usize, opts: &TrainCodegenOptions
                     let stats = init[#params_len..].to_vec();
                     #name {
                         s: State {
-                            arena: vec![0.0; #arena_len],
+                            arena: ::mobilenetc_runtime::memory::zeroed(#arena_len),
                             grads: vec![0.0; params.len()],
                             params,
                             stats,

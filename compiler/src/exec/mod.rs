@@ -21,7 +21,7 @@ pub struct Executor {
 
 impl Executor {
     pub fn new(schedule: Schedule) -> Executor {
-        let arena = vec![0.0; schedule.arena_len];
+        let arena = mobilenetc_runtime::memory::zeroed(schedule.arena_len);
         Executor { schedule, arena, threads: 1 }
     }
 

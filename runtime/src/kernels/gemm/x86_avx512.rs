@@ -1,5 +1,6 @@
 //! AVX-512F micro-kernels: tiles of up to 14 rows × 32 columns (two B panels, 28 zmm
-//! accumulators); each A element is broadcast into a register once per row and k step.
+//! accumulators); each A element is broadcast once per row and k step (inside the FMAs for
+//! rows 0-3 of the full tile, see `k_loop_14x2`).
 //! Fourteen rows, not twelve: 14 divides every row width of MobileNet's 224 input from
 //! 112 down to 14, so a band of whole image rows has no short tile left over (a 14×14 layer
 //! was 16 tiles of 12 and one of 4); 1.1-1.4% faster on the whole 1.0-224.
@@ -164,14 +165,18 @@ unsafe fn tile<const R: usize, const V: usize>(t: &Tile) {
 /// In assembly because of what the compiled loop could not do: for a 12-row tile it spent 43
 /// µops per 24 FMAs (12 broadcasts, 2 B loads, 2 prefetches, loop control), near the
 /// 4-per-cycle rename limit of this core against the FMA units' 12 cycles. Here loop control
-/// is paid once per two k steps: 47.5 µops and 18 loads per k step of 28 FMAs. Same
-/// operations in the same order as the Rust loop, so the sums are bit-identical. In-process
-/// A/B on the whole 1.0-224 (one thread, generated code, 12-row tiles): 6.5% faster at the
-/// median, in the phases where the other hyperthread of this core is busy (it shares the
-/// front end). Taking the A elements of some rows as embedded broadcasts inside the FMAs (one
-/// fused µop each, but one load per FMA) measured 0.5-1% slower on the whole model than
-/// broadcasting every row through a register, with 4 such rows and with 2: fewer loads
-/// counted for more than fewer µops.
+/// is paid once per two k steps. Same operations in the same order as the Rust loop, so the
+/// sums are bit-identical. In-process A/B on the whole 1.0-224 (one thread, generated code,
+/// 12-row tiles): 6.5% faster at the median, in the phases where the other hyperthread of this
+/// core is busy (it shares the front end).
+///
+/// Rows 0-3 take their A element as an embedded broadcast inside the FMA (one fused µop per
+/// FMA, but a load each); rows 4-13 broadcast it once into a register for their two FMAs. Per
+/// k step: 43.5 µops and 22 loads for 28 FMAs, against 47.5 and 18 with every row through the
+/// register. Which is faster depends on this machine's phase: in its slow minutes (the other
+/// hyperthread busy, µops scarce) 4 embedded rows ran the whole 1.0-224 3.5% faster; in its
+/// fast minutes 1-2% slower (two builds alternating, 3 × 400 pairs, split by phase). Over the
+/// mix of phases 0.969-0.977, so 4; 7 embedded rows measured 1-1.5% slower than 4.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn k_loop_14x2<const AHEAD: bool>(acc: &mut [[__m512; 2]; 14], a: *const f32, b: *const f32, ps: usize, pairs: usize, pf: *const f32, pf_step: usize) {
@@ -185,8 +190,18 @@ unsafe fn k_loop_14x2<const AHEAD: bool>(acc: &mut [[__m512; 2]; 14], a: *const 
                 "vmovups {b1}, [{b} + {ps} + ", $kb, "]\n",
                 "prefetcht0 [{b} + {pf} + ", $kb, "]\n",
                 "prefetcht0 [{b} + {ps} + {pf} + ", $kb, "]\n",
-                broadcast!($ka; 0 1 2 3 4 5 6 7 8 9 10 11 12 13),
+                embedded!($ka; 0 1 2 3),
+                broadcast!($ka; 4 5 6 7 8 9 10 11 12 13),
             )
+        };
+    }
+    // Rows whose A element is broadcast inside the FMA (one fused µop each, a load per FMA).
+    macro_rules! embedded {
+        ($ka:literal; $($r:literal)*) => {
+            concat!($(
+                "vfmadd231ps {c", $r, "0}, {b0}, dword ptr [{a} + {r", $r, "} + ", $ka, "]{{1to16}}\n",
+                "vfmadd231ps {c", $r, "1}, {b1}, dword ptr [{a} + {r", $r, "} + ", $ka, "]{{1to16}}\n",
+            )*)
         };
     }
     // Each row's A element goes through the broadcast register `t`.

@@ -229,8 +229,8 @@ pub(crate) struct Tile {
 }
 
 /// Blocks swept by more row tiles than this fetch B the usual way (see [`Ahead`]): the first
-/// tile's wait on memory is shared by the rest, and the prefetch's µops cost more than it
-/// saves (14×14 layers, 14 row tiles: 1-2% slower on the whole 1.0-224 with it).
+/// tile's wait on memory is shared by the rest. At 16 (the 14×14 layers, 14 row tiles, too)
+/// the whole 1.0-224 measured 1.010 and 0.993 against 4: no gain for the prefetch's µops.
 const AHEAD_MAX_ROW_TILES: usize = 4;
 
 /// The B block the sweep will use after the current one, pulled into L2 (`prefetcht1`, one
@@ -239,10 +239,11 @@ const AHEAD_MAX_ROW_TILES: usize = 4;
 /// B comes from memory the first time a block is used: with weights of 2-4 MB (the 7×7
 /// layers), the first of a block's four row tiles waited on it at about a third of its
 /// compute speed. With this, blocks 12 and 13 of 1.0-224 run 7% faster, and the whole model
-/// 1.8% in the minutes when this machine runs at full clock (two builds alternating, 3 × 400
-/// pairs), where memory is furthest behind the FMAs; ±0.5% at the slower clock. The prefetches are spread evenly over the
-/// block's group calls: a burst of them filled the miss buffers and stalled the loop (two a
-/// step measured slower than one).
+/// 1.8% in the minutes when this machine runs at full clock, where memory is furthest behind
+/// the FMAs; ±0.5% at the slower clock (two builds alternating, 3 × 400 pairs). The
+/// prefetches are spread evenly over the block's group calls: a burst of them filled the miss
+/// buffers and stalled the loop (two a step measured slower than one). Short row tiles (the
+/// 7 rows left at 49) and one-row tiles run the Rust loop, which skips its share.
 #[derive(Clone, Copy)]
 pub(crate) struct Ahead {
     /// Start of the next block at its k chunk (null: no next block).
@@ -262,10 +263,11 @@ pub(crate) struct Ahead {
 impl Ahead {
     pub(crate) const NONE: Ahead = Ahead { b: std::ptr::null(), panels: 0, panel_stride: 0, calls_per_panel: 1, step: 0, call0: 0 };
 
-    /// The block after panels `..pend` of k chunk `k0..k0 + kc` in `mm`'s sweep (row tiles of
-    /// `mr`, groups of `nv` panels): the next column block of the chunk, or the first of the
-    /// next chunk. `NONE` after the last block, or when the block has many row tiles.
-    fn after(mm: &Mm, mr: usize, nv: usize, k0: usize, kc: usize, pb: usize, pend: usize) -> Ahead {
+    /// The block after the one that ends at panel `pend` of k chunk `k0..k0 + kc` in `mm`'s
+    /// sweep (row tiles of `mr`, each in `groups` groups of `nv` panels): the next column block
+    /// of the chunk, or the first of the next chunk. `NONE` after the last block, or when the
+    /// block has many row tiles.
+    fn after(mm: &Mm, mr: usize, nv: usize, k0: usize, kc: usize, pend: usize, groups: usize) -> Ahead {
         let panels = mm.n.div_ceil(NR);
         let row_tiles = mm.m.div_ceil(mr);
         if row_tiles > AHEAD_MAX_ROW_TILES {
@@ -279,7 +281,7 @@ impl Ahead {
         } else {
             return Ahead::NONE;
         };
-        let calls_per_panel = (row_tiles * (pend - pb).div_ceil(nv) / count).max(1);
+        let calls_per_panel = (row_tiles * groups / count).max(1);
         Ahead {
             b: mm.b.wrapping_add(start),
             panels: count,
@@ -369,7 +371,7 @@ pub(crate) unsafe fn sweep_with(mm: &Mm, mr: usize, nv: usize, mut row_tile: imp
         while pb < panels {
             let pend = (pb + block).min(panels);
             let groups = (pend - pb).div_ceil(nv);
-            let mut ahead = Ahead::after(mm, mr, nv, k0, kc, pb, pend);
+            let mut ahead = Ahead::after(mm, mr, nv, k0, kc, pend, groups);
             let mut i0 = 0;
             while i0 < mm.m {
                 let rows = mr.min(mm.m - i0);
@@ -497,7 +499,8 @@ mod tests {
     /// its share.)
     #[test]
     fn ahead_covers_the_next_block() {
-        for &(m, k, n) in &[(49, 1024, 1024), (49, 512, 1024), (28, 300, 200), (56, 64, 2000), (1, 1024, 1000)] {
+        // At most 4 row tiles each (more take no prefetch).
+        for &(m, k, n) in &[(49, 1024, 1024), (49, 512, 1024), (28, 300, 200), (56, 64, 2000)] {
             let base = 1usize << 20;
             let mm = Mm {
                 m, n, kc: k, a: std::ptr::null(), lda: k, a_chunk: 0,
@@ -506,7 +509,7 @@ mod tests {
             };
             let panels = n.div_ceil(NR);
             let (mr, nv) = (MR_MAX, 2);
-            // (block start, panels, k0, kc) in sweep order, and the lines each block prefetched.
+            // (first panel, end panel, k0, kc, lines it prefetched, prefetch slots) in sweep order.
             let mut blocks = Vec::new();
             let mut k0 = 0;
             while k0 < k {
@@ -514,37 +517,40 @@ mod tests {
                 let mut pb = 0;
                 while pb < panels {
                     let pend = (pb + block_panels(kc, nv)).min(panels);
-                    let mut ahead = Ahead::after(&mm, mr, nv, k0, kc, pb, pend);
+                    let groups = (pend - pb).div_ceil(nv);
+                    let mut ahead = Ahead::after(&mm, mr, nv, k0, kc, pend, groups);
                     let mut lines = std::collections::BTreeSet::new();
                     for _ in 0..m.div_ceil(mr) {
-                        for g in 0..(pend - pb).div_ceil(nv) {
+                        for g in 0..groups {
                             let (pf, step) = ahead.share(ahead.call0 + g, kc);
                             for i in 0..kc / 2 {
                                 lines.insert((pf as usize + i * step) / 64);
                             }
                         }
-                        ahead.call0 += (pend - pb).div_ceil(nv);
+                        ahead.call0 += groups;
                     }
-                    let slots = m.div_ceil(mr) * (pend - pb).div_ceil(nv) * (kc / 2);
+                    let slots = m.div_ceil(mr) * groups * (kc / 2);
                     blocks.push((pb, pend, k0, kc, lines, slots));
                     pb = pend;
                 }
                 k0 += kc;
             }
+            let mut checked = 0;
             for w in blocks.windows(2) {
                 let (_, _, _, _, lines, slots) = &w[0];
                 let &(pb, pend, k0, kc, _, _) = &w[1];
                 if *slots < (pend - pb) * kc {
                     continue;
                 }
+                checked += 1;
                 for p in pb..pend {
                     for kk in k0..k0 + kc {
                         let line = (base + 4 * (p * k * NR + kk * NR)) / 64;
-                        assert!(m > AHEAD_MAX_ROW_TILES * mr || lines.contains(&line),
-                            "m {m} k {k} n {n}: line of panel {p}, k {kk} not prefetched");
+                        assert!(lines.contains(&line), "m {m} k {k} n {n}: line of panel {p}, k {kk} not prefetched");
                     }
                 }
             }
+            assert!(checked > 0, "m {m} k {k} n {n}: no block had a slot per line of the next");
         }
     }
 }

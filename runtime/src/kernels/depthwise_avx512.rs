@@ -174,10 +174,13 @@ impl Row<'_> {
         let mut c0 = 0;
         while c0 < c {
             let m = mask(c, c0);
+            // The block's part of each next row is one contiguous run of `N·SW` pixels × `c`
+            // channels: each channel step prefetches the next `N·SW` lines of it, at constant
+            // offsets from one pointer (over the channel loop, the whole run).
             for src in pf.iter().flatten() {
-                let src = src.wrapping_add(c0) as *const i8;
+                let src = src.wrapping_add(c0 * N * SW) as *const i8;
                 for i in 0..N * SW {
-                    _mm_prefetch::<_MM_HINT_T1>(src.wrapping_add(i * c * 4));
+                    _mm_prefetch::<_MM_HINT_T1>(src.wrapping_add(i * 64));
                 }
             }
             let bv = _mm512_maskz_loadu_ps(m, self.bias.add(c0));

@@ -71,8 +71,9 @@ struct Row<'a> {
 
 /// `x`, in a register the optimizer cannot see through, so it neither hoists what is computed
 /// from it out of the channel loop nor folds it into constants. (`std::hint::black_box` does
-/// the same through a stack slot: a store and a reload on each use, three per channel step;
-/// this register move measured 0.5% faster on the whole 1.0-224, 0.990-1.003 over five runs.)
+/// the same through a stack slot: a store and a reload on each use, four per channel step
+/// (three column strides and the store stride); this register move measured 0.5% faster on
+/// the whole 1.0-224, 0.990-1.003 over five runs.)
 #[inline(always)]
 fn opaque(x: usize) -> usize {
     let y: usize;

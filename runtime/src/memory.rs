@@ -9,13 +9,77 @@
 //! (copied from the binary into such a buffer) measured 3-4% slower, so they stay where they
 //! are.
 
-/// A zeroed `Vec<f32>` of `len` floats. Its 2 MB-aligned interior is advised as huge pages
-/// before any of it is touched, so the first writes fault in 2 MB pages (where the OS has
-/// them; otherwise this is a plain zeroed vector).
-pub fn zeroed(len: usize) -> Vec<f32> {
-    let v = vec![0.0f32; len];
-    advise_huge(v.as_ptr() as usize, len * 4);
-    v
+use std::alloc::{self, Layout};
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+
+/// Where an [`Arena`] starts: a cache line. The memory plan aligns every tensor to 64 bytes
+/// within the arena, which only lines tensors up with cache lines when the arena itself starts
+/// on one; a `Vec<f32>` from the system allocator started 16 bytes past a page, so every
+/// 64-byte vector load and store of an activation straddled two lines. Aligned, the whole
+/// 1.0-224 ran 2.7-4.5% faster (two builds alternating, 3 × 400 pairs, one thread).
+pub const ARENA_ALIGN: usize = 64;
+
+/// A zeroed buffer of `len` floats starting on a cache line ([`ARENA_ALIGN`]), used as a
+/// slice. Its 2 MB-aligned interior is advised as huge pages before any of it is touched, so
+/// the first writes fault in 2 MB pages (where the OS has them).
+pub struct Arena {
+    ptr: NonNull<f32>,
+    len: usize,
+}
+
+// SAFETY: an `Arena` owns its buffer, like a `Vec<f32>`.
+unsafe impl Send for Arena {}
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    fn layout(len: usize) -> Layout {
+        Layout::array::<f32>(len).and_then(|l| l.align_to(ARENA_ALIGN)).unwrap_or_else(|_| panic!("an arena of {len} floats does not fit the address space"))
+    }
+}
+
+/// A zeroed [`Arena`] of `len` floats.
+pub fn zeroed(len: usize) -> Arena {
+    if len == 0 {
+        return Arena { ptr: NonNull::dangling(), len };
+    }
+    let layout = Arena::layout(len);
+    // SAFETY: the layout has a non-zero size.
+    let raw = unsafe { alloc::alloc_zeroed(layout) };
+    let Some(ptr) = NonNull::new(raw as *mut f32) else { alloc::handle_alloc_error(layout) };
+    advise_huge(raw as usize, len * 4);
+    Arena { ptr, len }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: allocated in `zeroed` with this layout.
+            unsafe { alloc::dealloc(self.ptr.as_ptr() as *mut u8, Arena::layout(self.len)) };
+        }
+    }
+}
+
+impl Deref for Arena {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        // SAFETY: `len` initialized floats (zeroed at allocation), owned by `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for Arena {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `deref`, borrowed mutably through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl fmt::Debug for Arena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Arena({} floats)", self.len)
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -36,11 +100,16 @@ fn advise_huge(_addr: usize, _bytes: usize) {}
 #[cfg(test)]
 mod tests {
     #[test]
-    fn zeroed_is_zero_and_of_the_length() {
+    fn zeroed_is_zero_of_the_length_and_on_a_cache_line() {
         for len in [0, 1, 1000, 3 << 20] {
-            let v = super::zeroed(len);
+            let mut v = super::zeroed(len);
             assert_eq!(v.len(), len);
             assert!(v.iter().all(|&x| x == 0.0));
+            if len > 0 {
+                assert_eq!(v.as_ptr() as usize % super::ARENA_ALIGN, 0, "arena of {len} floats not on a cache line");
+                v[len - 1] = 1.0;
+                assert_eq!(v.iter().sum::<f32>(), 1.0);
+            }
         }
     }
 }

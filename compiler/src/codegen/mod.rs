@@ -292,7 +292,7 @@ pub fn generate_threaded(s: &Schedule, opts: &CodegenOptions, threads: usize) ->
 
             #[doc = #struct_doc]
             pub struct #name {
-                arena: Vec<f32>,
+                arena: ::mobilenetc_runtime::memory::Arena,
                 weights: m::Weights,
                 threads: usize,
             }

@@ -590,7 +590,7 @@ pub fn generate_training(graph: &Graph, batch: usize, opts: &TrainCodegenOptions
 
             /// Everything a step reads or writes.
             struct State {
-                arena: Vec<f32>,
+                arena: ::mobilenetc_runtime::memory::Arena,
                 params: Vec<f32>,
                 grads: Vec<f32>,
                 stats: Vec<f32>,

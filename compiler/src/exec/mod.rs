@@ -15,7 +15,7 @@ pub type Output = (String, Vec<usize>, Vec<f32>);
 
 pub struct Executor {
     schedule: Schedule,
-    arena: Vec<f32>,
+    arena: mobilenetc_runtime::memory::Arena,
     threads: usize,
 }
 

@@ -81,7 +81,7 @@ pub struct Trainer {
     /// Per parameter slot: the forward kernel's packed copy (conv / dense weights), if current.
     packed: Vec<Option<Vec<f32>>>,
     compiled: HashMap<(usize, bool), Compiled>,
-    arena: Vec<f32>,
+    arena: mobilenetc_runtime::memory::Arena,
     input_chw: (usize, usize, usize),
     classes: usize,
     zeros: Vec<f32>,
@@ -116,7 +116,7 @@ impl Trainer {
             grad_data,
             stat_data,
             compiled: HashMap::new(),
-            arena: Vec::new(),
+            arena: mobilenetc_runtime::memory::zeroed(0),
             input_chw: (v.c, v.h, v.w),
             classes: program.classes,
             zeros: vec![0.0; zeros_len],
@@ -324,7 +324,7 @@ impl Trainer {
 
     fn execute(&mut self, comp: &mut Compiled, images: &[f32], labels: &[u32], mode: Mode) -> Result<StepStats> {
         if self.arena.len() < comp.place.arena_floats {
-            self.arena = vec![0.0; comp.place.arena_floats];
+            self.arena = mobilenetc_runtime::memory::zeroed(comp.place.arena_floats);
         }
         let t0 = std::time::Instant::now();
         self.pack(&comp.sched.program);

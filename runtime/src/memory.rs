@@ -1,4 +1,5 @@
-//! Large zeroed buffers backed by huge pages where the OS allows it.
+//! The activation arena: a large zeroed buffer that starts on a cache line ([`ARENA_ALIGN`])
+//! and is backed by huge pages where the OS allows it.
 //!
 //! An inference walks its whole arena (5 MB at MobileNet v1 1.0-224) every run; on 4 KB pages
 //! that is over a thousand TLB entries, more than the second-level TLB's reach alongside the
